@@ -1,0 +1,1 @@
+"""Platform adapters: translate payloads into core commands and render core messages back."""

@@ -1,0 +1,251 @@
+"""The `convene` command: the composition root that wires the core to the enabled adapters."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.config import AppConfig, ConfigError, load_config
+from bot.domain.errors import DomainError
+from bot.keys import KeyUnavailable
+from bot.persistence.db import make_engine, make_sessionmaker
+from bot.persistence.migrate import upgrade
+from bot.prompts import Prompts
+
+log = logging.getLogger("convene")
+
+
+def _say(text: str) -> None:
+    print(text)
+
+
+def _fail(text: str, code: int = 2) -> int:
+    print(f"convene: {text}", file=sys.stderr)
+    return code
+
+
+def _config(path: str | None) -> AppConfig:
+    return load_config(path) if path else AppConfig()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convene", description="Convene cross-sector dialogue in Slack and Discord.")
+    p.add_argument("--version", action="version", version=f"convene {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="play a scripted whole round on two simulated platforms")
+    demo.add_argument("--out", default="convene-demo", help="folder for report.json, report.md, transcript.txt")
+    demo.add_argument("--quiet", action="store_true", help="do not print the channels")
+
+    console = sub.add_parser("console", help="an interactive round in the terminal")
+    console.add_argument("--config", help="YAML config (default: built-in, SQLite convene.db)")
+
+    run = sub.add_parser("run", help="start the adapters the config enables")
+    run.add_argument("--config", required=True)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="create or migrate the schema")
+    up.add_argument("--config")
+
+    exp = sub.add_parser("export", help="export a round")
+    exp.add_argument("round", help="round id (or a unique prefix)")
+    exp.add_argument("--format", choices=["json", "csv", "md", "polis"], default="json")
+    exp.add_argument("--out", help="file (json, md), or folder (csv, polis); default: standard output")
+    exp.add_argument("--config")
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+
+    analyze = sub.add_parser("analyze", help="run the consensus engine on a Polis CSV export folder")
+    analyze.add_argument("dir")
+    analyze.add_argument("--json", action="store_true")
+    analyze.add_argument("--seed", type=int, default=0)
+
+    discord = sub.add_parser("discord", help="Discord tools")
+    d_sub = discord.add_subparsers(dest="discord_command", required=True)
+    sync = d_sub.add_parser("sync", help="register the /convene commands")
+    sync.add_argument("--config", required=True)
+    sync.add_argument("--guild")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_dispatch(args))
+    except ConfigError as err:
+        return _fail(str(err))
+    except KeyUnavailable as err:
+        return _fail(str(err))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "demo":
+        return await _demo(Path(args.out), quiet=args.quiet)
+    if cmd == "check-config":
+        cfg = load_config(args.file)
+        _say(f"{args.file}: OK (adapters enabled: {', '.join(_enabled(cfg)) or 'none'})")
+        return 0
+    if cmd == "db":
+        cfg = _config(args.config)
+        engine = make_engine(cfg.database.url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        _say("database is up to date")
+        return 0
+    if cmd == "export":
+        return await _export(args)
+    if cmd == "console":
+        from adapters.console.repl import run_console
+
+        return await run_console(_config(args.config))
+    if cmd == "run":
+        return await _run(load_config(args.config))
+    if cmd == "analyze":
+        return _analyze(args)
+    if cmd == "discord":
+        return await _discord_sync(load_config(args.config), args.guild)
+    return _fail(f"unknown command {cmd}")
+
+
+def _enabled(cfg: AppConfig) -> list[str]:
+    return [name for name in ("console", "slack", "discord") if getattr(cfg, name).enabled]
+
+
+async def _demo(out: Path, *, quiet: bool) -> int:
+    from adapters.console.demo import run_demo
+
+    started = time.perf_counter()
+    report = await run_demo(out, echo=None if quiet else _say)
+    _say(
+        f"\nDemo finished in {time.perf_counter() - started:.1f} s: {len(report['ideas'])} ideas, "
+        f"{len(report['goals'])} goals, {len(report['actions'])} actions. Wrote {out}/report.json, "
+        f"{out}/report.md and {out}/transcript.txt."
+    )
+    return 0
+
+
+async def _export(args: argparse.Namespace) -> int:
+    from bot.reports import find_round, render_report_md, report_csv, round_report
+
+    cfg = _config(args.config)
+    engine = make_engine(cfg.database.url)
+    try:
+        sessions = make_sessionmaker(engine)
+        try:
+            rid = await find_round(sessions, args.round)
+            if args.format == "polis":
+                from bot.consensus_export import export_polis
+
+                if not args.out:
+                    return _fail("--format polis writes a folder: give --out DIR")
+                await export_polis(sessions, rid, Path(args.out))
+                _say(f"wrote {args.out}/comments.csv, votes.csv and participants-votes.csv")
+                return 0
+            report = await round_report(sessions, rid)
+        except DomainError as err:
+            return _fail(Prompts().render(f"errors/{err.code}", err.params))
+    finally:
+        await engine.dispose()
+    if args.format == "json":
+        text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    elif args.format == "md":
+        text = render_report_md(report)
+    else:
+        if args.out:
+            folder = Path(args.out)
+            folder.mkdir(parents=True, exist_ok=True)
+            for table in ("ideas", "goals", "actions"):
+                (folder / f"{table}.csv").write_text(report_csv(report, table), encoding="utf-8")
+            _say(f"wrote {folder}/ideas.csv, goals.csv and actions.csv")
+            return 0
+        text = report_csv(report, "ideas")
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    try:
+        from bot.consensus.cli import analyze_command
+    except ImportError:
+        return _fail("the consensus engine is not available in this build")
+    return analyze_command(args.dir, as_json=args.json, seed=args.seed, out=sys.stdout)
+
+
+async def _run(cfg: AppConfig) -> int:
+    from bot.app import build_app
+
+    logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not _enabled(cfg):
+        return _fail("no adapter is enabled in the config (console, slack or discord)")
+    if cfg.console.enabled and (cfg.slack.enabled or cfg.discord.enabled):
+        return _fail("console.enabled is for local use; disable it when running Slack or Discord")
+    if cfg.console.enabled:
+        from adapters.console.repl import run_console
+
+        return await run_console(cfg)
+    ports: dict[str, object] = {}
+    runners = []
+    try:
+        if cfg.slack.enabled:
+            try:
+                from adapters.slack import runner as slack_runner
+            except ImportError:
+                return _fail("Slack is enabled but its extra is not installed: pip install 'convene[slack]'")
+            ports["slack"] = slack_runner.make_port(cfg.slack)
+            runners.append(slack_runner.run_slack)
+        if cfg.discord.enabled:
+            try:
+                from adapters.discord import runner as discord_runner
+            except ImportError:
+                return _fail("Discord is enabled but its extra is not installed: pip install 'convene[discord]'")
+            ports["discord"] = discord_runner.make_port(cfg.discord)
+            runners.append(discord_runner.run_discord)
+    except ValueError as err:
+        return _fail(str(err))
+    app = await build_app(cfg, ports)  # type: ignore[arg-type]
+    app.start_background()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, app.stop.set)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            for runner in runners:
+                tg.create_task(runner(app, getattr(cfg, "slack" if "slack" in runner.__module__ else "discord"), app.stop))
+    finally:
+        await app.aclose()
+    return 0
+
+
+async def _discord_sync(cfg: AppConfig, guild: str | None) -> int:
+    try:
+        from adapters.discord import runner as discord_runner
+    except ImportError:
+        return _fail("the Discord extra is not installed: pip install 'convene[discord]'")
+    try:
+        await discord_runner.sync_commands(cfg.discord, guild)
+    except ValueError as err:
+        return _fail(str(err))
+    _say("Discord commands registered")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

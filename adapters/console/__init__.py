@@ -1,0 +1,1 @@
+"""A local, terminal adapter: try convene or rehearse a round with no Slack or Discord account."""

@@ -1,0 +1,197 @@
+"""Configuration: YAML validated by pydantic. Errors name the key; secrets are env-var names only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.domain.phases import Phase
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message names the key and what is wrong."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Model):
+    url: str = "sqlite+aiosqlite:///convene.db"
+
+
+class AnonymityConfig(_Model):
+    key_dir: str = "keys"
+    kek_env: str = "CONVENE_KEK"
+    kek_file: str | None = None
+
+
+class PhaseMinutes(_Model):
+    contribute: int | None = Field(default=None, ge=1)
+    vote: int | None = Field(default=None, ge=1)
+    goals: int | None = Field(default=None, ge=1)
+    actions: int | None = Field(default=None, ge=1)
+
+    def for_phase(self, phase: Phase) -> int | None:
+        value = getattr(self, phase.value, None)
+        return value if isinstance(value, int) else None
+
+
+class TemplateConfig(_Model):
+    phase_minutes: PhaseMinutes = PhaseMinutes()
+
+
+class RoundsConfig(_Model):
+    min_contribution_chars: int = Field(default=1, ge=1)
+    max_contribution_chars: int = Field(default=1000, ge=1, le=3000)
+    contributions_per_participant: int = Field(default=3, ge=1, le=50)
+    sector_min_voters: int = Field(default=3, ge=1)
+    sectors: list[str] = Field(
+        default_factory=lambda: [
+            "public_sector",
+            "business",
+            "civil_society",
+            "resident",
+            "academia",
+            "prefer_not_to_say",
+        ]
+    )
+    templates: dict[str, TemplateConfig] = Field(
+        default_factory=lambda: {"standard": TemplateConfig(), "quick": TemplateConfig()}
+    )
+    default_template: str = "standard"
+
+    @model_validator(mode="after")
+    def _check(self) -> RoundsConfig:
+        if self.min_contribution_chars > self.max_contribution_chars:
+            raise ValueError("min_contribution_chars is larger than max_contribution_chars")
+        if self.default_template not in self.templates:
+            raise ValueError(f"default_template {self.default_template!r} is not one of templates")
+        if not self.sectors:
+            raise ValueError("sectors must list at least one sector")
+        if len(set(self.sectors)) != len(self.sectors):
+            raise ValueError("sectors has duplicates")
+        return self
+
+
+class OutboxConfig(_Model):
+    poll_seconds: float = Field(default=0.5, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+
+
+class SchedulerConfig(_Model):
+    poll_seconds: float = Field(default=5.0, gt=0)
+
+
+class IngestConfig(_Model):
+    batch_max: int = Field(default=200, ge=1)
+    batch_wait_ms: float = Field(default=2.0, ge=0)
+
+
+class ConsoleConfig(_Model):
+    enabled: bool = True
+    conveners: list[str] = Field(default_factory=lambda: ["maya"])
+
+
+class HttpListen(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    path: str = "/slack/events"
+
+
+class SlackConveners(_Model):
+    user_ids: list[str] = Field(default_factory=list)
+    usergroup_ids: list[str] = Field(default_factory=list)
+
+
+class SlackConfig(_Model):
+    enabled: bool = False
+    mode: Literal["socket", "http"] = "socket"
+    bot_token_env: str = "SLACK_BOT_TOKEN"
+    app_token_env: str = "SLACK_APP_TOKEN"
+    signing_secret_env: str = "SLACK_SIGNING_SECRET"
+    http: HttpListen = HttpListen()
+    api_base_url: str = "https://slack.com/api/"
+    conveners: SlackConveners = SlackConveners()
+
+
+class DiscordConveners(_Model):
+    user_ids: list[str] = Field(default_factory=list)
+    role_ids: list[str] = Field(default_factory=list)
+
+
+class DiscordConfig(_Model):
+    enabled: bool = False
+    token_env: str = "DISCORD_TOKEN"
+    guild_ids: list[str] = Field(default_factory=list)
+    conveners: DiscordConveners = DiscordConveners()
+    api_base_url: str | None = None
+    gateway_url: str | None = None
+    shard_count: int | None = Field(default=None, ge=1)
+
+    @field_validator("guild_ids", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        # YAML turns snowflakes into ints; keep them as text so nothing loses precision.
+        return [str(v) for v in value] if isinstance(value, list) else value
+
+
+class LoggingConfig(_Model):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class AppConfig(_Model):
+    database: DatabaseConfig = DatabaseConfig()
+    language: str = "en"
+    prompts_dir: str | None = None
+    anonymity: AnonymityConfig = AnonymityConfig()
+    rounds: RoundsConfig = RoundsConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    ingest: IngestConfig = IngestConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    slack: SlackConfig = SlackConfig()
+    discord: DiscordConfig = DiscordConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+
+def _describe(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"{key}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(data: Any, *, source: str = "config") -> AppConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys")
+    try:
+        return AppConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: {_describe(err)}") from None
+
+
+def load_config(path: str | os.PathLike[str]) -> AppConfig:
+    """Read and validate a YAML config. Raises ConfigError; never exits the process."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the file ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p}: not valid YAML{where}") from None
+    return parse_config(data, source=str(p))

@@ -1,0 +1,1 @@
+"""Pure domain rules: phases, validation, ranking. No storage, no I/O."""

@@ -1,0 +1,44 @@
+"""The neutral component-id codec shared by every adapter: ``cv:<round>:<verb>[:<arg>...]``.
+
+Buttons and forms carry their whole state in this string, so they keep working after a restart.
+Discord caps custom ids at 100 characters, the tightest of the platforms.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_LEN = 100
+PREFIX = "cv"
+_PART = re.compile(r"^[0-9A-Za-z_.-]{1,40}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentId:
+    round_id: str  # a round's hex id, or "-" for forms not tied to a round yet
+    verb: str
+    args: tuple[str, ...] = ()
+
+    def encode(self) -> str:
+        parts = (PREFIX, self.round_id, self.verb, *self.args)
+        for part in parts[1:]:
+            if part != "-" and not _PART.match(part):
+                raise ValueError(f"bad component id part: {part!r}")
+        value = ":".join(parts)
+        if len(value) > MAX_LEN:
+            raise ValueError("component id longer than 100 characters")
+        return value
+
+    @classmethod
+    def decode(cls, value: str) -> ComponentId | None:
+        """None for anything that is not ours or is malformed: callers answer with a clear error."""
+        if len(value) > MAX_LEN:
+            return None
+        parts = value.split(":")
+        if len(parts) < 3 or parts[0] != PREFIX:
+            return None
+        round_id, verb, *args = parts[1:]
+        if not all(p == "-" or _PART.match(p) for p in (round_id, verb, *args)):
+            return None
+        return cls(round_id, verb, tuple(args))

@@ -1,0 +1,230 @@
+"""The schema. Two halves that never point at each other:
+
+* identity: ``participants`` (the roster: who joined, and their declared sector);
+* content: ``ideas`` and ``ballots`` (what was said and voted).
+
+Content rows have random ids, no timestamps and no column that names or points at a participant.
+Where the core must recognise an author again it stores an HMAC under a per-round key that lives
+outside the database (see bot.keys); after close that key is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every dialect (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RoundRow(Base):
+    __tablename__ = "rounds"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    template: Mapped[str] = mapped_column(String(50))
+    language: Mapped[str] = mapped_column(String(10))
+    phase: Mapped[str] = mapped_column(String(20), index=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    join_code: Mapped[str | None] = mapped_column(String(16), unique=True)
+    # Conveners act in public on purpose; their refs are kept so the bot can check them.
+    conveners: Mapped[list[Any]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    key_destroyed: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration form
+
+
+class ConversationRow(Base):
+    """A channel linked to a round. One round, many conversations, on any platform."""
+
+    __tablename__ = "round_conversations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (
+        UniqueConstraint("round_id", "platform", "workspace_id", "channel_id"),
+        Index("ix_round_conversations_where", "platform", "workspace_id", "channel_id"),
+    )
+
+
+class TimerRow(Base):
+    """A phase deadline (and, later, reminders): a row, so a restart loses none and fires none twice."""
+
+    __tablename__ = "timers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    phase: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+
+
+class ParticipantRow(Base):
+    """Identity half: who joined. No link to ideas or ballots."""
+
+    __tablename__ = "participants"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    sector: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (UniqueConstraint("round_id", "platform", "workspace_id", "user_id"),)
+
+
+class IdeaRow(Base):
+    """Content half: a contribution. ``author_key`` is an HMAC under the round key, cleared at release."""
+
+    __tablename__ = "ideas"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    author_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | released
+    number: Mapped[int | None] = mapped_column(Integer)  # "Idea 7", drawn at release
+    agree: Mapped[int | None] = mapped_column(Integer)
+    disagree: Mapped[int | None] = mapped_column(Integer)
+    passes: Mapped[int | None] = mapped_column(Integer)
+    score: Mapped[float | None] = mapped_column(Float)
+    rank: Mapped[int | None] = mapped_column(Integer)
+    common_ground: Mapped[bool | None] = mapped_column(Boolean)
+    urgency: Mapped[float | None] = mapped_column(Float)
+    impact: Mapped[float | None] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("round_id", "number"),)
+
+
+class BallotRow(Base):
+    """Content half: one person's vote on one idea. ``voter_key`` is an HMAC while voting is open and a
+    random per-voter label after; never a user id."""
+
+    __tablename__ = "ballots"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    idea_number: Mapped[int] = mapped_column(Integer)
+    voter_key: Mapped[str] = mapped_column(String(64))
+    choice: Mapped[str | None] = mapped_column(String(8))  # agree | disagree | pass
+    urgency: Mapped[int | None] = mapped_column(SmallInteger)
+    impact: Mapped[int | None] = mapped_column(SmallInteger)
+    __table_args__ = (UniqueConstraint("round_id", "idea_number", "voter_key"),)
+
+
+class GoalRow(Base):
+    __tablename__ = "goals"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    idea_number: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(50))
+    baseline: Mapped[float] = mapped_column(Float)
+    target: Mapped[float] = mapped_column(Float)
+    deadline: Mapped[dt.date] = mapped_column(Date)
+    pilot: Mapped[bool] = mapped_column(Boolean)
+    review_date: Mapped[dt.date | None] = mapped_column(Date)
+    __table_args__ = (UniqueConstraint("round_id", "number"),)
+
+
+class ActionRow(Base):
+    """Attributed on purpose: an action has a named owner, for accountability."""
+
+    __tablename__ = "actions"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    goal_id: Mapped[str] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    owner_name: Mapped[str | None] = mapped_column(String(200))
+    owner_ref: Mapped[str | None] = mapped_column(String(200))
+    due: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    __table_args__ = (UniqueConstraint("round_id", "number"),)
+
+
+class OutboxRow(Base):
+    """Every post, edit, private reply and DM, written in the same transaction as the change."""
+
+    __tablename__ = "outbox"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    round_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    workspace_id: Mapped[str] = mapped_column(String(64))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    visibility: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[str | None] = mapped_column(String(64))
+    reply_handle: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    slot: Mapped[str | None] = mapped_column(String(200), index=True)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | in_flight | sent | failed | superseded
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class SlotRow(Base):
+    """"Post once, then edit": the platform message that currently shows a slot."""
+
+    __tablename__ = "message_slots"
+    slot: Mapped[str] = mapped_column(String(200), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128))
+
+
+class InboxRow(Base):
+    """Platform request ids already handled (Slack retries, double submits, redeliveries)."""
+
+    __tablename__ = "inbox"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date)

@@ -1,0 +1,66 @@
+"""The ports the core talks through. Adapters implement ChatPort; tests use fakes of these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Protocol
+
+from bot.messages import Rendered
+from bot.refs import ConversationRef, Platform
+
+
+class DeliveryError(Exception):
+    """An adapter could not deliver. ``permanent`` (401/403, unknown channel) is never retried;
+    ``retry_after`` (a 429's Retry-After) is honoured before the next attempt."""
+
+    def __init__(self, reason: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class ChatPort(Protocol):
+    """What the outbox relay needs from a platform. Only the relay calls these."""
+
+    platform: Platform
+
+    def escape(self, text: str) -> str:
+        """Make user text inert in this platform's markup (no mentions, no links, no formatting)."""
+        ...
+
+    async def post(self, to: ConversationRef, message: Rendered) -> str:
+        """Post publicly; return the platform's message id."""
+        ...
+
+    async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None: ...
+
+    async def post_private(
+        self, to: ConversationRef, user_id: str, message: Rendered, reply_handle: str | None
+    ) -> None:
+        """Show ``message`` to one person only (ephemeral), in ``to``."""
+        ...
+
+    async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str: ...
+
+
+class Clock(Protocol):
+    def now(self) -> dt.datetime: ...
+
+
+class SystemClock:
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+
+class FixedClock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.current = start or dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> None:
+        self.current += dt.timedelta(**delta)

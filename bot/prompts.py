@@ -1,0 +1,119 @@
+"""Every text the bot shows lives in ``prompts/<lang>/``; this module renders it.
+
+Templates are Jinja2 with StrictUndefined. Every ``{{ value }}`` passes through the target
+platform's escape function (``finalize``), so user text can never become markup or a mention.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from bot.messages import Block, Button, Message, Rendered
+
+Escape = Callable[[str], str]
+
+
+def no_escape(text: str) -> str:
+    return text
+
+
+class PromptKey(StrEnum):
+    ROUND_CARD = "round/card"
+    ROUND_STARTED = "round/started"
+    ROUND_LINKED = "round/linked"
+    ROUND_CANCELLED = "round/cancelled"
+    CHARTER = "join/charter"
+    JOINED = "join/joined"
+    CONTRIBUTE_INTRO = "contribute/intro"
+    CONTRIBUTION_RECORDED = "contribute/recorded"
+    CONTRIBUTIONS_MINE = "contribute/mine"
+    CONTRIBUTION_WITHDRAWN = "contribute/withdrawn"
+    RELEASE_HEADER = "vote/release_header"
+    RELEASE_IDEA = "vote/release_idea"
+    BALLOT_RECORDED = "vote/recorded"
+    RATING_RECORDED = "vote/rated"
+    RATE_INTRO = "vote/rate_intro"
+    RESULTS_HEADER = "goals/results_header"
+    RESULTS_IDEA = "goals/results_idea"
+    GOALS_OPEN = "goals/open"
+    GOAL_INTRO = "goals/intro"
+    GOAL_CARD = "goals/card"
+    GOAL_RECORDED = "goals/recorded"
+    ACTIONS_OPEN = "actions/open"
+    ACTION_INTRO = "actions/intro"
+    ACTION_CARD = "actions/card"
+    ACTION_RECORDED = "actions/recorded"
+    ACTION_TAKEN = "actions/taken"
+    SUMMARY = "close/summary"
+    START_INTRO = "round/start_intro"
+    STATUS = "help/status"
+    HELP = "help/help"
+    ERROR = "errors/error"
+    CHART_TEXT = "goals/chart_text"
+
+
+def default_prompts_dir() -> Path:
+    """prompts/ beside the packages in a checkout, or the copy inside an installed wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "prompts", here / "_prompts"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no prompts directory found (expected prompts/ beside bot/)")
+
+
+class Prompts:
+    """Renders prompt keys and labels for one language."""
+
+    def __init__(self, root: Path | None = None, language: str = "en") -> None:
+        self.root = root or default_prompts_dir()
+        self.language = language
+        self.dir = self.root / language
+        if not self.dir.is_dir():
+            raise FileNotFoundError(f"no prompts for language {language!r} in {self.root}")
+        with (self.dir / "labels.yaml").open(encoding="utf-8") as fh:
+            self.labels: dict[str, Any] = yaml.safe_load(fh)
+        self._loader = jinja2.FileSystemLoader(str(self.dir))
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 - one environment per escape function, for the process
+    def _env(self, escape: Escape) -> jinja2.Environment:
+        def finalize(value: Any) -> Any:
+            return escape(value) if isinstance(value, str) else value
+
+        env = jinja2.Environment(
+            loader=self._loader,
+            undefined=jinja2.StrictUndefined,
+            finalize=finalize,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            autoescape=False,
+        )
+        env.globals["label"] = self.label
+        return env
+
+    def label(self, group: str, key: str) -> str:
+        section = self.labels.get(group, {})
+        value = section.get(str(key)) if isinstance(section, dict) else None
+        if isinstance(value, str):
+            return value
+        # An unknown configured sector or template still shows something readable.
+        return str(key).replace("_", " ")
+
+    def render(self, key: str, params: Mapping[str, Any], escape: Escape = no_escape) -> str:
+        template = self._env(escape).get_template(f"{key}.j2")
+        return template.render(**params).strip()
+
+    def render_message(self, message: Message, escape: Escape = no_escape) -> Rendered:
+        blocks = []
+        for part in message.parts:
+            text = self.render(part.prompt, part.params, escape)
+            buttons = tuple(Button(b.action, self.label("buttons", b.label), b.style) for b in part.buttons)
+            blocks.append(Block(text, buttons))
+        return Rendered(tuple(blocks))

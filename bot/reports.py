@@ -1,0 +1,106 @@
+"""What a round produced, as data: for `convene export`, the demo's report.json and report.md.
+
+Ideas carry no author, user, platform or sector field: the schema has none to give.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.domain.errors import DomainError
+from bot.persistence.tables import ActionRow, GoalRow, IdeaRow, RoundRow
+from bot.prompts import Prompts
+
+
+async def find_round(sessions: async_sessionmaker[AsyncSession], ref: str) -> str:
+    """A round id from its id or an unambiguous prefix of it."""
+    ref = ref.strip().lower()
+    if not ref.isalnum():
+        raise DomainError("unknown_round")
+    async with sessions() as s:
+        ids = list(await s.scalars(select(RoundRow.id).where(RoundRow.id.startswith(ref)).limit(2)))
+    if len(ids) != 1:
+        raise DomainError("unknown_round")
+    return ids[0]
+
+
+async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str) -> dict[str, Any]:
+    async with sessions() as s:
+        rnd = await s.get(RoundRow, round_id)
+        if rnd is None:
+            raise DomainError("unknown_round")
+        ideas = list(
+            await s.scalars(
+                select(IdeaRow)
+                .where(IdeaRow.round_id == round_id, IdeaRow.status == "released")
+                .order_by(IdeaRow.rank.is_(None), IdeaRow.rank, IdeaRow.number)
+            )
+        )
+        goals = list(await s.scalars(select(GoalRow).where(GoalRow.round_id == round_id).order_by(GoalRow.number)))
+        actions = list(
+            await s.scalars(select(ActionRow).where(ActionRow.round_id == round_id).order_by(ActionRow.number))
+        )
+    goal_titles = {g.id: g.title for g in goals}
+    return {
+        "round": {"id": rnd.id, "title": rnd.title, "purpose": rnd.purpose, "phase": rnd.phase},
+        "ideas": [
+            {
+                "id": i.id,
+                "label": i.number,
+                "text": i.text,
+                "agree": i.agree or 0,
+                "disagree": i.disagree or 0,
+                "pass": i.passes or 0,
+                "score": i.score if i.score is not None else 0.0,
+                "rank": i.rank,
+                "urgency": i.urgency,
+                "impact": i.impact,
+            }
+            for i in ideas
+        ],
+        "goals": [
+            {
+                "number": g.number,
+                "idea": g.idea_number,
+                "title": g.title,
+                "outcome": g.outcome,
+                "metric": g.metric,
+                "unit": g.unit,
+                "baseline": g.baseline,
+                "target": g.target,
+                "deadline": g.deadline.isoformat(),
+                "pilot": g.pilot,
+                "review_date": g.review_date.isoformat() if g.review_date else None,
+            }
+            for g in goals
+        ],
+        "actions": [
+            {
+                "number": a.number,
+                "title": a.title,
+                "goal": goal_titles.get(a.goal_id),
+                "owner": a.owner_name,
+                "due": a.due.isoformat(),
+            }
+            for a in actions
+        ],
+    }
+
+
+def render_report_md(report: dict[str, Any], prompts: Prompts | None = None) -> str:
+    return (prompts or Prompts()).render("cli/report_md", report) + "\n"
+
+
+def report_csv(report: dict[str, Any], table: str = "ideas") -> str:
+    rows: list[dict[str, Any]] = report[table]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()

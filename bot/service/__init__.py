@@ -1,0 +1,1 @@
+"""Services: command handlers, the outbox relay, the deadline scheduler, batched ballot ingest."""

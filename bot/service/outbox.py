@@ -1,0 +1,65 @@
+"""Writing outgoing messages as outbox rows, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.messages import Message, Visibility, find_attribution
+from bot.persistence.tables import ConversationRow, OutboxRow
+from bot.refs import ConversationRef
+from bot.service.commands import Context
+
+
+def conversation_ref(row: ConversationRow) -> ConversationRef:
+    from bot.refs import Platform
+
+    return ConversationRef(Platform(row.platform), row.workspace_id, row.channel_id)
+
+
+async def linked_conversations(session: AsyncSession, round_id: str) -> list[ConversationRow]:
+    rows = await session.scalars(
+        select(ConversationRow).where(ConversationRow.round_id == round_id).order_by(ConversationRow.id)
+    )
+    return list(rows)
+
+
+def public_row(
+    round_id: str, conv: ConversationRow, message: Message, *, slot: str | None = None
+) -> OutboxRow:
+    leak = find_attribution(message.to_json())
+    if leak:  # a programming error, never user input: refuse loudly before anything is stored
+        raise ValueError(f"public message carries an attribution field: {leak}")
+    return OutboxRow(
+        round_id=round_id,
+        platform=conv.platform,
+        workspace_id=conv.workspace_id,
+        channel_id=conv.channel_id,
+        visibility=Visibility.PUBLIC.value,
+        body=message.to_json(),
+        slot=f"{slot}:{conv.id}" if slot else None,
+        status="pending",
+        attempts=0,
+    )
+
+
+async def post_everywhere(
+    session: AsyncSession, round_id: str, message: Message, *, slot: str | None = None
+) -> None:
+    for conv in await linked_conversations(session, round_id):
+        session.add(public_row(round_id, conv, message, slot=slot))
+
+
+def private_row(ctx: Context, message: Message, round_id: str | None = None) -> OutboxRow:
+    return OutboxRow(
+        round_id=round_id,
+        platform=ctx.where.platform.value,
+        workspace_id=ctx.where.workspace_id,
+        channel_id=ctx.where.channel_id,
+        visibility=Visibility.PRIVATE.value,
+        recipient_id=ctx.actor.user_id,
+        reply_handle=ctx.reply_handle,
+        body=message.to_json(),
+        status="pending",
+        attempts=0,
+    )
