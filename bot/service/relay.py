@@ -15,7 +15,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import OutboxConfig
@@ -120,6 +120,15 @@ class OutboxRelay:
             if s.bind.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(await s.scalars(stmt))
+            # A row waiting out a backoff holds back later rows to its conversation, so the order of
+            # a release (header, then ideas in their shuffled order) survives a 429.
+            waiting = await s.execute(
+                select(OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id, func.min(OutboxRow.seq))
+                .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at > now)
+                .group_by(OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id)
+            )
+            blocked = {(p, w, ch): seq for p, w, ch, seq in waiting}
+            rows = [r for r in rows if r.seq < blocked.get((r.platform, r.workspace_id, r.channel_id), r.seq + 1)]
             # Several pending updates of one slot (a card edited in a burst) coalesce to the newest.
             newest: dict[str, int] = {}
             for row in rows:

@@ -1,0 +1,68 @@
+"""The phase table: every allowed and every refused transition."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import select
+
+from bot.domain.errors import DomainError
+from bot.domain.phases import NEXT, TRANSITIONS, Phase, can_transition
+from bot.persistence.tables import RoundRow
+from tests.conftest import Harness
+from tests.core import story
+
+ALLOWED = {
+    (Phase.CONTRIBUTE, Phase.VOTE),
+    (Phase.VOTE, Phase.GOALS),
+    (Phase.GOALS, Phase.ACTIONS),
+    (Phase.ACTIONS, Phase.CLOSED),
+    *((p, Phase.CANCELLED) for p in (Phase.CONTRIBUTE, Phase.VOTE, Phase.GOALS, Phase.ACTIONS)),
+}
+
+
+@pytest.mark.parametrize(("src", "dst"), list(itertools.product(Phase, Phase)))
+def test_the_table_allows_exactly_the_documented_transitions(src: Phase, dst: Phase) -> None:
+    assert can_transition(src, dst) == ((src, dst) in ALLOWED)
+
+
+def test_next_follows_the_table() -> None:
+    assert all(can_transition(src, dst) for src, dst in NEXT.items())
+    assert not TRANSITIONS[Phase.CLOSED] and not TRANSITIONS[Phase.CANCELLED]
+
+
+@pytest.mark.parametrize(("src", "dst"), sorted(set(itertools.product(Phase, Phase)) - ALLOWED))
+async def test_the_core_refuses_every_other_transition(harness: Harness, src: Phase, dst: Phase) -> None:
+    rid = await story.start(harness)
+    async with harness.app.sessions() as s, s.begin():
+        rnd = await s.get(RoundRow, rid)
+        assert rnd is not None
+        rnd.phase = src.value
+    async with harness.app.sessions() as s:
+        with pytest.raises(DomainError) as err:
+            async with s.begin():
+                rnd = await s.get(RoundRow, rid)
+                assert rnd is not None
+                await harness.app.core.transition(s, rnd, dst)
+        assert err.value.code == "bad_transition"
+    async with harness.app.sessions() as s:
+        assert await s.scalar(select(RoundRow.phase).where(RoundRow.id == rid)) == src.value
+
+
+async def test_a_convener_walks_the_whole_path_and_cancel_works_from_an_open_phase(harness: Harness) -> None:
+    h = harness
+    await story.to_vote(h)
+    maya = h.person("maya")
+    await story.vote(h, "raj", 1, "Agree")
+    await h.driver.command(maya, "next")  # vote -> goals
+    assert "no_goals" not in h.privates("maya")[-1]
+    await h.driver.command(maya, "next")  # refused: no goal yet
+    assert "Set at least one goal" in h.privates("maya")[-1]
+    form = await h.driver.command(maya, "goal")
+    assert form is not None
+    await h.driver.submit(maya, form, await story.goal_values())
+    await h.driver.command(maya, "next")  # goals -> actions
+    await h.driver.command(maya, "cancel")
+    assert await h.scalar("select phase from rounds") == "cancelled"
+    assert "was cancelled" in h.public_text()
