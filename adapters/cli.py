@@ -37,12 +37,16 @@ def _config(path: str | None) -> AppConfig:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="convene", description="Convene cross-sector dialogue in Slack and Discord.")
+    p = argparse.ArgumentParser(
+        prog="convene", description="Convene cross-sector dialogue in Slack and Discord."
+    )
     p.add_argument("--version", action="version", version=f"convene {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="play a scripted whole round on two simulated platforms")
-    demo.add_argument("--out", default="convene-demo", help="folder for report.json, report.md, transcript.txt")
+    demo.add_argument(
+        "--out", default="convene-demo", help="folder for report.json, report.md, transcript.txt"
+    )
     demo.add_argument("--quiet", action="store_true", help="do not print the channels")
 
     console = sub.add_parser("console", help="an interactive round in the terminal")
@@ -149,7 +153,7 @@ async def _export(args: argparse.Namespace) -> int:
         try:
             rid = await find_round(sessions, args.round)
             if args.format == "polis":
-                from bot.consensus_export import export_polis
+                from bot.reports import export_polis
 
                 if not args.out:
                     return _fail("--format polis writes a folder: give --out DIR")
@@ -186,7 +190,7 @@ def _analyze(args: argparse.Namespace) -> int:
         from bot.consensus.cli import analyze_command
     except ImportError:
         return _fail("the consensus engine is not available in this build")
-    return analyze_command(args.dir, as_json=args.json, seed=args.seed, out=sys.stdout)
+    return analyze_command(args.dir, as_json=args.json, seed=args.seed, out=sys.stdout, err=sys.stderr)
 
 
 async def _run(cfg: AppConfig) -> int:
@@ -215,7 +219,9 @@ async def _run(cfg: AppConfig) -> int:
             try:
                 from adapters.discord import runner as discord_runner
             except ImportError:
-                return _fail("Discord is enabled but its extra is not installed: pip install 'convene[discord]'")
+                return _fail(
+                    "Discord is enabled but its extra is not installed: pip install 'convene[discord]'"
+                )
             ports["discord"] = discord_runner.make_port(cfg.discord)
             runners.append(discord_runner.run_discord)
     except ValueError as err:
@@ -228,7 +234,11 @@ async def _run(cfg: AppConfig) -> int:
     try:
         async with asyncio.TaskGroup() as tg:
             for runner in runners:
-                tg.create_task(runner(app, getattr(cfg, "slack" if "slack" in runner.__module__ else "discord"), app.stop))
+                tg.create_task(
+                    runner(
+                        app, getattr(cfg, "slack" if "slack" in runner.__module__ else "discord"), app.stop
+                    )
+                )
     finally:
         await app.aclose()
     return 0

@@ -49,7 +49,9 @@ class App:
     def start_background(self) -> None:
         """The relay and the deadline poller, side by side in this event loop."""
         self.tasks.append(asyncio.create_task(self.relay.run_forever(self.stop), name="convene-relay"))
-        self.tasks.append(asyncio.create_task(self.scheduler.run_forever(self.stop), name="convene-scheduler"))
+        self.tasks.append(
+            asyncio.create_task(self.scheduler.run_forever(self.stop), name="convene-scheduler")
+        )
 
     async def aclose(self) -> None:
         self.stop.set()

@@ -49,7 +49,7 @@ class RoundsConfig(_Model):
     min_contribution_chars: int = Field(default=1, ge=1)
     max_contribution_chars: int = Field(default=1000, ge=1, le=3000)
     contributions_per_participant: int = Field(default=3, ge=1, le=50)
-    sector_min_voters: int = Field(default=3, ge=1)
+    sector_min_voters: int = Field(default=5, ge=1)
     sectors: list[str] = Field(
         default_factory=lambda: [
             "public_sector",

@@ -65,7 +65,9 @@ class Message:
                 Part(
                     p["prompt"],
                     p.get("params", {}),
-                    tuple(ButtonSpec(b["action"], b["label"], b.get("style", "default")) for b in p["buttons"]),
+                    tuple(
+                        ButtonSpec(b["action"], b["label"], b.get("style", "default")) for b in p["buttons"]
+                    ),
                 )
                 for p in data["parts"]
             )

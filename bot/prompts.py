@@ -56,7 +56,6 @@ class PromptKey(StrEnum):
     STATUS = "help/status"
     HELP = "help/help"
     ERROR = "errors/error"
-    CHART_TEXT = "goals/chart_text"
 
 
 def default_prompts_dir() -> Path:
@@ -95,7 +94,7 @@ class Prompts:
             keep_trailing_newline=False,
             autoescape=False,
         )
-        env.globals["label"] = self.label
+        env.globals["labels"] = self.label
         return env
 
     def label(self, group: str, key: str) -> str:

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from pathlib import Path
+
 from bot.domain.errors import DomainError
-from bot.persistence.tables import ActionRow, GoalRow, IdeaRow, RoundRow
+from bot.persistence.tables import ActionRow, BallotRow, GoalRow, IdeaRow, RoundRow
 from bot.prompts import Prompts
 
 
@@ -41,9 +43,13 @@ async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str
                 .order_by(IdeaRow.rank.is_(None), IdeaRow.rank, IdeaRow.number)
             )
         )
-        goals = list(await s.scalars(select(GoalRow).where(GoalRow.round_id == round_id).order_by(GoalRow.number)))
+        goals = list(
+            await s.scalars(select(GoalRow).where(GoalRow.round_id == round_id).order_by(GoalRow.number))
+        )
         actions = list(
-            await s.scalars(select(ActionRow).where(ActionRow.round_id == round_id).order_by(ActionRow.number))
+            await s.scalars(
+                select(ActionRow).where(ActionRow.round_id == round_id).order_by(ActionRow.number)
+            )
         )
     goal_titles = {g.id: g.title for g in goals}
     return {
@@ -104,3 +110,47 @@ def report_csv(report: dict[str, Any], table: str = "ideas") -> str:
         writer.writeheader()
         writer.writerows(rows)
     return out.getvalue()
+
+
+async def export_polis(sessions: async_sessionmaker[AsyncSession], round_id: str, folder: Path) -> None:
+    """comments.csv, votes.csv and participants-votes.csv in Polis's format. Voters are numbered
+    per export (0, 1, 2...) from the detached ballot labels: no real id exists to leak."""
+    import numpy as np
+
+    from bot.consensus import VoteTable
+    from bot.consensus.polis import write_polis_export
+    from bot.domain.ranking import VALUES
+
+    async with sessions() as s:
+        ideas = list(
+            await s.execute(
+                select(IdeaRow.number, IdeaRow.text)
+                .where(IdeaRow.round_id == round_id, IdeaRow.number.is_not(None))
+                .order_by(IdeaRow.number)
+            )
+        )
+        ballots = list(
+            await s.execute(
+                select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
+                    BallotRow.round_id == round_id, BallotRow.choice.is_not(None)
+                )
+            )
+        )
+    column = {number: i for i, (number, _text) in enumerate(ideas)}
+    voters: dict[str, int] = {}
+    for voter, _n, _c in sorted(ballots, key=lambda b: b[0]):
+        voters.setdefault(voter, len(voters))
+    rows = [(voters[v], column[n], VALUES[c]) for v, n, c in ballots if n in column]
+    table = VoteTable(
+        n_participants=len(voters),
+        n_ideas=len(ideas),
+        participant=np.array([r[0] for r in rows], dtype=np.int32),
+        idea=np.array([r[1] for r in rows], dtype=np.int32),
+        value=np.array([r[2] for r in rows], dtype=np.int8),
+    )
+    write_polis_export(
+        folder,
+        statements=[(int(n), t) for n, t in ideas],
+        table=table,
+        participant_labels=[str(i) for i in range(len(voters))],
+    )

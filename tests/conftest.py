@@ -97,7 +97,9 @@ async def make_harness(
     clock = clock or FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
     keys = keys or MemoryKeyStore()
     ports = ConsoleDriver.make_ports()
-    app = await build_app(test_config(**config), dict(ports), keys=keys, clock=clock, engine=engine, migrate=False)
+    app = await build_app(
+        test_config(**config), dict(ports), keys=keys, clock=clock, engine=engine, migrate=False
+    )
     app.core.rng = random.Random(1)
     driver = ConsoleDriver(app, ports, ["maya", "ade"])
     return Harness(app, driver, ports, clock, keys)

@@ -34,10 +34,16 @@ TEAM = [  # name, platform, sector
     ("ola", "discord", "prefer_not_to_say"),
 ]
 IDEAS = {
-    "raj": ["Halve the time it takes to fix a reported pothole", "Open every school playground to the public at weekends"],
+    "raj": [
+        "Halve the time it takes to fix a reported pothole",
+        "Open every school playground to the public at weekends",
+    ],
     "lena": ["Plant 1,000 street trees in the three hottest neighbourhoods"],
     "tom": ["Publish monthly air-quality readings for every school street"],
-    "ade": ["Safe walking routes to every primary school", "Open every school playground to the public at weekends"],
+    "ade": [
+        "Safe walking routes to every primary school",
+        "Open every school playground to the public at weekends",
+    ],
     "sofia": ["A warm space in every ward from November to March"],
     "kim": ["Fix the broken street lights on the canal path within a month"],
     "ola": ["A free repair café in each library once a month"],
@@ -140,9 +146,13 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
                     choice = "Agree" if roll < p else ("Pass" if roll < p + 0.1 else "Disagree")
                     await d.press(who, d.find_button(who, choice, f":v:{idea['label']}:"))
                     if rng.random() < 0.3:
-                        form = await d.press(who, d.find_button(who, "Rate urgency & impact", f":rate:{idea['label']}"))
+                        form = await d.press(
+                            who, d.find_button(who, "Rate urgency & impact", f":rate:{idea['label']}")
+                        )
                         assert form is not None
-                        await d.submit(who, form, {"urgency": str(rng.randint(2, 5)), "impact": str(rng.randint(2, 5))})
+                        await d.submit(
+                            who, form, {"urgency": str(rng.randint(2, 5)), "impact": str(rng.randint(2, 5))}
+                        )
 
             narrate("Voting closes: ideas are ranked by agreement that holds across sectors.")
             await d.command(maya, "next")
@@ -151,13 +161,43 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
             report_now = await round_report(app.sessions, rnd.id)
             top = sorted(report_now["ideas"], key=lambda i: -i["score"])[:2]
             goals = [
-                ("Safe routes to school", "Children walk or cycle to school safely", "Primary schools with a signed safe route", "schools", "4", "32", "2027-09-01", "yes", "2027-03-01"),
-                ("Light the canal path", "People feel safe on the canal path after dark", "Working street lights on the canal path", "%", "55", "100", "2027-02-28", "no", ""),
+                (
+                    "Safe routes to school",
+                    "Children walk or cycle to school safely",
+                    "Primary schools with a signed safe route",
+                    "schools",
+                    "4",
+                    "32",
+                    "2027-09-01",
+                    "yes",
+                    "2027-03-01",
+                ),
+                (
+                    "Light the canal path",
+                    "People feel safe on the canal path after dark",
+                    "Working street lights on the canal path",
+                    "%",
+                    "55",
+                    "100",
+                    "2027-02-28",
+                    "no",
+                    "",
+                ),
             ]
             for idea, g in zip(top, goals, strict=True):
                 form = await d.press(maya, d.find_button(maya, "Make this a goal", f":goal:{idea['label']}"))
                 assert form is not None
-                fields = ["title", "outcome", "metric", "unit", "baseline", "target", "deadline", "pilot", "review_date"]
+                fields = [
+                    "title",
+                    "outcome",
+                    "metric",
+                    "unit",
+                    "baseline",
+                    "target",
+                    "deadline",
+                    "pilot",
+                    "review_date",
+                ]
                 await d.submit(maya, form, {"idea": str(idea["label"]), **dict(zip(fields, g, strict=True))})
 
             narrate("On to actions: each goal gets actions with an owner and a due date.")
@@ -170,7 +210,7 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
                 form = await d.command(maya, f"action {goal}")
                 assert form is not None
                 await d.submit(maya, form, {"goal": goal, "title": title, "owner": owner, "due": due})
-            narrate("Volunteers pick up the open actions with \"I'll take this\".")
+            narrate('Volunteers pick up the open actions with "I\'ll take this".')
             await d.press(people["sofia"], d.find_button(people["sofia"], "I'll take this", ":take:2"))
             await d.press(people["kim"], d.find_button(people["kim"], "I'll take this", ":take:3"))
 
@@ -181,7 +221,9 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
             await app.aclose()
 
     report["seconds"] = round(time.perf_counter() - started, 3)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     (out_dir / "report.md").write_text(report_markdown(report), encoding="utf-8")
     (out_dir / "transcript.txt").write_text("\n".join(transcript).lstrip() + "\n", encoding="utf-8")
     return report

@@ -58,7 +58,9 @@ class ConsolePort:
         return mid
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
-        self._record(Shown(self._channel(to), "edit", plain(message.text), message.buttons, message_id=message_id))
+        self._record(
+            Shown(self._channel(to), "edit", plain(message.text), message.buttons, message_id=message_id)
+        )
 
     async def post_private(
         self, to: ConversationRef, user_id: str, message: Rendered, reply_handle: str | None
@@ -69,7 +71,9 @@ class ConsolePort:
     async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
         who = self.user_names.get(user_id, user_id)
         mid = f"{self.platform}-dm-{next(self._ids)}"
-        self._record(Shown("direct", "direct", plain(message.text), message.buttons, recipient=who, message_id=mid))
+        self._record(
+            Shown("direct", "direct", plain(message.text), message.buttons, recipient=who, message_id=mid)
+        )
         return mid
 
 

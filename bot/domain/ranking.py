@@ -1,10 +1,15 @@
-"""Ranking at vote close, behind one function so the consensus engine can replace it."""
+"""Ranking at vote close, behind one function: the consensus engine (bot.consensus) does the maths."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
+
+from bot.consensus import ConsensusConfig, VoteTable, analyze
+
+VALUES = {"agree": 1, "disagree": -1, "pass": 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +25,10 @@ class IdeaResult:
     agree: int
     disagree: int
     passes: int
-    score: float  # group-informed consensus over sectors, 0..1
+    score: float  # group-informed consensus, 0..1
     rank: int
-    common_ground: bool | None = None
+    common_ground: bool = False
+    divisive: bool = False
 
 
 def rank_ideas(
@@ -31,41 +37,36 @@ def rank_ideas(
     voter_sector: Mapping[str, str | None],
     *,
     sector_min_voters: int,
+    threshold: float = 0.6,
 ) -> list[IdeaResult]:
-    """Group-informed consensus over declared sectors with at least k voters: the product over those
-    sectors of (agrees + 1) / (votes + 2). With no such sector it is overall (agrees + 1) / (votes + 2).
-    Ties are broken by overall agreement, then by idea number (deterministic)."""
-    ideas = list(ideas)
-    counts: dict[int, dict[str, int]] = {i: {"agree": 0, "disagree": 0, "pass": 0} for i in ideas}
-    by_sector: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    sector_voters: dict[str, set[str]] = defaultdict(set)
-    for b in ballots:
-        if b.idea not in counts:
-            continue
-        counts[b.idea][b.choice] += 1
-        sector = voter_sector.get(b.voter)
-        if sector:
-            sector_voters[sector].add(b.voter)
-            cell = by_sector[sector][b.idea]
-            cell[0] += b.choice == "agree"
-            cell[1] += 1
-    qualifying = sorted(s for s, voters in sector_voters.items() if len(voters) >= sector_min_voters)
-
-    scored = []
-    for idea in ideas:
-        c = counts[idea]
-        votes = c["agree"] + c["disagree"] + c["pass"]
-        overall = (c["agree"] + 1) / (votes + 2)
-        if qualifying:
-            score = 1.0
-            for sector in qualifying:
-                agrees, n = by_sector[sector][idea]
-                score *= (agrees + 1) / (n + 2)
-        else:
-            score = overall
-        scored.append((idea, c, score, overall))
-    scored.sort(key=lambda t: (-t[2], -t[3], t[0]))
+    """Common-ground ideas first (agreement ≥ threshold in every sector with ≥ k voters and every
+    opinion group), then by group-informed consensus; with too few voters for opinion groups the
+    engine falls back to the plain agreement ranking. Deterministic."""
+    numbers = sorted(ideas)
+    column = {n: i for i, n in enumerate(numbers)}
+    facts = [b for b in ballots if b.idea in column and b.choice in VALUES]
+    voters = sorted({b.voter for b in facts})
+    row = {v: i for i, v in enumerate(voters)}
+    table = VoteTable(
+        n_participants=len(voters),
+        n_ideas=len(numbers),
+        participant=np.array([row[b.voter] for b in facts], dtype=np.int32),
+        idea=np.array([column[b.idea] for b in facts], dtype=np.int32),
+        value=np.array([VALUES[b.choice] for b in facts], dtype=np.int8),
+    )
+    config = ConsensusConfig(sector_min_voters=sector_min_voters, common_ground_threshold=threshold)
+    result = analyze(table, sectors=[voter_sector.get(v) for v in voters], config=config, seed=0)
+    divisive = set(result.divisive)
     return [
-        IdeaResult(idea, c["agree"], c["disagree"], c["pass"], round(score, 6), rank)
-        for rank, (idea, c, score, _) in enumerate(scored, start=1)
+        IdeaResult(
+            idea=numbers[i],
+            agree=int(result.agree[i]),
+            disagree=int(result.disagree[i]),
+            passes=int(result.passes[i]),
+            score=round(float(result.gac[i]), 6),
+            rank=rank,
+            common_ground=bool(result.common_ground[i]),
+            divisive=i in divisive,
+        )
+        for rank, i in enumerate(result.ranking, start=1)
     ]

@@ -206,7 +206,9 @@ class OutboxRow(Base):
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
     slot: Mapped[str | None] = mapped_column(String(200), index=True)
     dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | in_flight | sent | failed | superseded
+    status: Mapped[str] = mapped_column(
+        String(16), index=True
+    )  # pending | in_flight | sent | failed | superseded
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
@@ -215,7 +217,7 @@ class OutboxRow(Base):
 
 
 class SlotRow(Base):
-    """"Post once, then edit": the platform message that currently shows a slot."""
+    """ "Post once, then edit": the platform message that currently shows a slot."""
 
     __tablename__ = "message_slots"
     slot: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -477,7 +477,9 @@ class Convene:
             buttons = (ButtonSpec(ComponentId(rnd.id, "contribute").encode(), "contribute", "primary"),)
         s.add(
             private_row(
-                ctx, Message((Part(PromptKey.JOINED, {"title": rnd.title, "phase": rnd.phase}, buttons),)), rnd.id
+                ctx,
+                Message((Part(PromptKey.JOINED, {"title": rnd.title, "phase": rnd.phase}, buttons),)),
+                rnd.id,
             )
         )
 
@@ -523,7 +525,9 @@ class Convene:
         await self._require_joined(s, rnd, ctx.actor)
         parts = [Part(PromptKey.CONTRIBUTIONS_MINE, {"count": 0, "limit": rnd.settings["per_participant"]})]
         mine = await self._mine(s, rnd, ctx.actor)
-        parts[0] = Part(PromptKey.CONTRIBUTIONS_MINE, {"count": len(mine), "limit": rnd.settings["per_participant"]})
+        parts[0] = Part(
+            PromptKey.CONTRIBUTIONS_MINE, {"count": len(mine), "limit": rnd.settings["per_participant"]}
+        )
         for idea in mine:
             wd = ButtonSpec(ComponentId(rnd.id, "wd", (idea.id,)).encode(), "withdraw", "danger")
             parts.append(Part(PromptKey.RELEASE_IDEA, {"label": None, "text": idea.text}, (wd,)))
@@ -570,11 +574,15 @@ class Convene:
     async def _guard(self, s: AsyncSession, rnd: RoundRow, phase: Phase) -> None:
         """Checks for a convener's early advance; deadlines move on regardless."""
         if phase == Phase.CONTRIBUTE:
-            n = await self._count(s, select(func.count()).select_from(IdeaRow).where(IdeaRow.round_id == rnd.id))
+            n = await self._count(
+                s, select(func.count()).select_from(IdeaRow).where(IdeaRow.round_id == rnd.id)
+            )
             if n == 0:
                 raise DomainError("no_ideas")
         if phase == Phase.GOALS:
-            n = await self._count(s, select(func.count()).select_from(GoalRow).where(GoalRow.round_id == rnd.id))
+            n = await self._count(
+                s, select(func.count()).select_from(GoalRow).where(GoalRow.round_id == rnd.id)
+            )
             if n == 0:
                 raise DomainError("no_goals")
 
@@ -596,7 +604,9 @@ class Convene:
             raise DomainError("bad_transition", phase=source.value, target=target.value)
         await s.execute(
             update(TimerRow)
-            .where(TimerRow.round_id == rnd.id, TimerRow.status == "pending", TimerRow.kind == "phase_deadline")
+            .where(
+                TimerRow.round_id == rnd.id, TimerRow.status == "pending", TimerRow.kind == "phase_deadline"
+            )
             .values(status="done")
         )
         rnd.phase = target.value
@@ -610,7 +620,9 @@ class Convene:
             await self._summarise(s, rnd)
         elif target == Phase.CANCELLED:
             await s.execute(delete(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"))
-            await post_everywhere(s, rnd.id, Message((Part(PromptKey.ROUND_CANCELLED, {"title": rnd.title}),)))
+            await post_everywhere(
+                s, rnd.id, Message((Part(PromptKey.ROUND_CANCELLED, {"title": rnd.title}),))
+            )
         if target in (Phase.CLOSED, Phase.CANCELLED):
             await self._detach_ballots(s, rnd)
             rnd.join_code = None
@@ -627,13 +639,19 @@ class Convene:
 
         Rows are rewritten in the shuffled order with fresh random ids, so neither row order
         (SQLite rowid, PostgreSQL heap order) nor ids tell the order of submission."""
-        pending = list(await s.scalars(select(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending")))
+        pending = list(
+            await s.scalars(select(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"))
+        )
         self.rng.shuffle(pending)
         texts = [row.text for row in pending]
         await s.execute(delete(IdeaRow).where(IdeaRow.round_id == rnd.id))
         await s.flush()
         for number, text in enumerate(texts, start=1):
-            s.add(IdeaRow(id=new_id(), round_id=rnd.id, author_key=None, text=text, status="released", number=number))
+            s.add(
+                IdeaRow(
+                    id=new_id(), round_id=rnd.id, author_key=None, text=text, status="released", number=number
+                )
+            )
         await s.flush()
         header = Part(PromptKey.RELEASE_HEADER, {"count": len(texts), "title": rnd.title})
         cards = [
@@ -657,13 +675,17 @@ class Convene:
             return
         for i in range(0, len(parts), IDEAS_PER_MESSAGE):
             chunk = tuple(parts[i : i + IDEAS_PER_MESSAGE])
-            await post_everywhere(s, round_id, Message(((header, *chunk) if i == 0 else chunk)))
+            await post_everywhere(s, round_id, Message((header, *chunk) if i == 0 else chunk))
 
     async def voter_sectors(self, s: AsyncSession, rnd: RoundRow) -> dict[str, str | None]:
         """voter pseudonym -> declared sector, computable only while the round key exists."""
         roster = await s.execute(
-            select(ParticipantRow.platform, ParticipantRow.workspace_id, ParticipantRow.user_id, ParticipantRow.sector)
-            .where(ParticipantRow.round_id == rnd.id)
+            select(
+                ParticipantRow.platform,
+                ParticipantRow.workspace_id,
+                ParticipantRow.user_id,
+                ParticipantRow.sector,
+            ).where(ParticipantRow.round_id == rnd.id)
         )
         key = self.round_key(rnd.id)
         out: dict[str, str | None] = {}
@@ -694,7 +716,13 @@ class Convene:
         by_number = {i.number: i for i in ideas}
         for r in results:
             row = by_number[r.idea]
-            row.agree, row.disagree, row.passes, row.score, row.rank = r.agree, r.disagree, r.passes, r.score, r.rank
+            row.agree, row.disagree, row.passes, row.score, row.rank = (
+                r.agree,
+                r.disagree,
+                r.passes,
+                r.score,
+                r.rank,
+            )
             row.common_ground = r.common_ground
             u, imp = ratings.get(r.idea, ([], []))
             row.urgency = _median(u)
@@ -712,6 +740,10 @@ class Convene:
                     "disagree": r.disagree,
                     "pass": r.passes,
                     "score": round(r.score * 100),
+                    "common_ground": r.common_ground,
+                    "divisive": r.divisive,
+                    "urgency": by_number[r.idea].urgency,
+                    "impact": by_number[r.idea].impact,
                 },
                 (ButtonSpec(ComponentId(rnd.id, "goal", (str(r.idea),)).encode(), "make_goal"),),
             )
@@ -728,7 +760,8 @@ class Convene:
             return
         relabel: dict[str, str] = {}
         copies = [
-            (relabel.setdefault(b.voter_key, new_id()), b.idea_number, b.choice, b.urgency, b.impact) for b in ballots
+            (relabel.setdefault(b.voter_key, new_id()), b.idea_number, b.choice, b.urgency, b.impact)
+            for b in ballots
         ]
         self.rng.shuffle(copies)
         await s.execute(delete(BallotRow).where(BallotRow.round_id == rnd.id))
@@ -748,7 +781,9 @@ class Convene:
         await s.flush()
 
     async def _open_actions(self, s: AsyncSession, rnd: RoundRow) -> None:
-        goals = list(await s.scalars(select(GoalRow).where(GoalRow.round_id == rnd.id).order_by(GoalRow.number)))
+        goals = list(
+            await s.scalars(select(GoalRow).where(GoalRow.round_id == rnd.id).order_by(GoalRow.number))
+        )
         parts = [
             Part(
                 PromptKey.GOAL_CARD,
@@ -757,15 +792,22 @@ class Convene:
             )
             for g in goals
         ]
-        await self._post_chunked(s, rnd.id, Part(PromptKey.ACTIONS_OPEN, {"title": rnd.title, "goals": len(goals)}), parts)
+        await self._post_chunked(
+            s, rnd.id, Part(PromptKey.ACTIONS_OPEN, {"title": rnd.title, "goals": len(goals)}), parts
+        )
 
     async def _summarise(self, s: AsyncSession, rnd: RoundRow) -> None:
         ideas = list(
             await s.scalars(
-                select(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.rank.is_not(None)).order_by(IdeaRow.rank).limit(5)
+                select(IdeaRow)
+                .where(IdeaRow.round_id == rnd.id, IdeaRow.rank.is_not(None))
+                .order_by(IdeaRow.rank)
+                .limit(5)
             )
         )
-        goals = list(await s.scalars(select(GoalRow).where(GoalRow.round_id == rnd.id).order_by(GoalRow.number)))
+        goals = list(
+            await s.scalars(select(GoalRow).where(GoalRow.round_id == rnd.id).order_by(GoalRow.number))
+        )
         actions = list(
             await s.scalars(select(ActionRow).where(ActionRow.round_id == rnd.id).order_by(ActionRow.number))
         )
@@ -773,7 +815,9 @@ class Convene:
         params = {
             "title": rnd.title,
             "purpose": rnd.purpose,
-            "ideas": [{"label": i.number, "text": i.text, "score": round((i.score or 0) * 100)} for i in ideas],
+            "ideas": [
+                {"label": i.number, "text": i.text, "score": round((i.score or 0) * 100)} for i in ideas
+            ],
             "goals": [_goal_params(g) for g in goals],
             "actions": [
                 {
@@ -829,10 +873,14 @@ class Convene:
         self._require_convener(rnd, ctx)
         self._require_phase(rnd, Phase.ACTIONS)
         spec = validation.action_from_form(cmd.values, self.clock.now().date())
-        goal = await s.scalar(select(GoalRow).where(GoalRow.round_id == rnd.id, GoalRow.number == spec.goal_number))
+        goal = await s.scalar(
+            select(GoalRow).where(GoalRow.round_id == rnd.id, GoalRow.number == spec.goal_number)
+        )
         if goal is None:
             raise FormErrors({"goal": "unknown_goal"})
-        number = 1 + await self._count(s, select(func.max(ActionRow.number)).where(ActionRow.round_id == rnd.id))
+        number = 1 + await self._count(
+            s, select(func.max(ActionRow.number)).where(ActionRow.round_id == rnd.id)
+        )
         action = ActionRow(
             id=new_id(),
             round_id=rnd.id,
@@ -852,7 +900,9 @@ class Convene:
     def _action_card(self, rnd: RoundRow, action: ActionRow, goal: GoalRow) -> Message:
         buttons: tuple[ButtonSpec, ...] = ()
         if action.owner_name is None and rnd.phase == Phase.ACTIONS:
-            buttons = (ButtonSpec(ComponentId(rnd.id, "take", (str(action.number),)).encode(), "take", "primary"),)
+            buttons = (
+                ButtonSpec(ComponentId(rnd.id, "take", (str(action.number),)).encode(), "take", "primary"),
+            )
         params = {
             "number": action.number,
             "title": action.title,
@@ -869,7 +919,9 @@ class Convene:
         self._require_phase(rnd, Phase.ACTIONS)
         if not self.is_convener(rnd, ctx):
             await self._require_joined(s, rnd, ctx.actor)
-        action = await s.scalar(select(ActionRow).where(ActionRow.round_id == rnd.id, ActionRow.number == cmd.action))
+        action = await s.scalar(
+            select(ActionRow).where(ActionRow.round_id == rnd.id, ActionRow.number == cmd.action)
+        )
         if action is None:
             raise DomainError("unknown_action")
         if action.owner_name is not None:
@@ -879,7 +931,13 @@ class Convene:
         goal = await s.get(GoalRow, action.goal_id)
         assert goal is not None
         await post_everywhere(s, rnd.id, self._action_card(rnd, action, goal), slot=f"action:{action.id}")
-        s.add(private_row(ctx, Message((Part(PromptKey.ACTION_TAKEN, {"number": action.number, "title": action.title}),)), rnd.id))
+        s.add(
+            private_row(
+                ctx,
+                Message((Part(PromptKey.ACTION_TAKEN, {"number": action.number, "title": action.title}),)),
+                rnd.id,
+            )
+        )
 
     # --- information --------------------------------------------------------------------------
 
@@ -889,10 +947,17 @@ class Convene:
         me = await self._participant(s, rnd, ctx.actor)
         mine = len(await self._mine(s, rnd, ctx.actor)) if me and rnd.phase == Phase.CONTRIBUTE else None
         ideas = await self._count(
-            s, select(func.count()).select_from(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "released")
+            s,
+            select(func.count())
+            .select_from(IdeaRow)
+            .where(IdeaRow.round_id == rnd.id, IdeaRow.status == "released"),
         )
-        goals = await self._count(s, select(func.count()).select_from(GoalRow).where(GoalRow.round_id == rnd.id))
-        actions = await self._count(s, select(func.count()).select_from(ActionRow).where(ActionRow.round_id == rnd.id))
+        goals = await self._count(
+            s, select(func.count()).select_from(GoalRow).where(GoalRow.round_id == rnd.id)
+        )
+        actions = await self._count(
+            s, select(func.count()).select_from(ActionRow).where(ActionRow.round_id == rnd.id)
+        )
         participants = await self._count(
             s, select(func.count()).select_from(ParticipantRow).where(ParticipantRow.round_id == rnd.id)
         )
@@ -933,7 +998,13 @@ class Convene:
             fields = (
                 FormField("title", L("fields", "title"), "text", max_length=200),
                 FormField("purpose", L("fields", "purpose"), "long", max_length=2000),
-                FormField("template", L("fields", "template"), "select", options=templates, initial=rc.default_template),
+                FormField(
+                    "template",
+                    L("fields", "template"),
+                    "select",
+                    options=templates,
+                    initial=rc.default_template,
+                ),
                 FormField("contribute_minutes", L("fields", "contribute_minutes"), "number", required=False),
                 FormField("vote_minutes", L("fields", "vote_minutes"), "number", required=False),
             )
@@ -954,10 +1025,16 @@ class Convene:
                 raise DomainError("quota_reached", limit=st["per_participant"])
             fields = (
                 FormField(
-                    "text", L("fields", "idea"), "long", min_length=st["min_chars"], max_length=st["max_chars"]
+                    "text",
+                    L("fields", "idea"),
+                    "long",
+                    min_length=st["min_chars"],
+                    max_length=st["max_chars"],
                 ),
             )
-            intro = self.prompts.render(PromptKey.CONTRIBUTE_INTRO, {"purpose": rnd.purpose, "max": st["max_chars"]})
+            intro = self.prompts.render(
+                PromptKey.CONTRIBUTE_INTRO, {"purpose": rnd.purpose, "max": st["max_chars"]}
+            )
             return self._make_form(rnd.id, "contribute", None, fields, intro)
         if name == "rate":
             self._require_phase(rnd, Phase.VOTE)
@@ -968,7 +1045,13 @@ class Convene:
                 FormField("urgency", L("fields", "urgency"), "select", required=False, options=scale),
                 FormField("impact", L("fields", "impact"), "select", required=False, options=scale),
             )
-            return self._make_form(rnd.id, "rate", str(number), fields, self.prompts.render(PromptKey.RATE_INTRO, {"label": number}))
+            return self._make_form(
+                rnd.id,
+                "rate",
+                str(number),
+                fields,
+                self.prompts.render(PromptKey.RATE_INTRO, {"label": number}),
+            )
         if name == "goal":
             self._require_convener(rnd, ctx)
             self._require_phase(rnd, Phase.GOALS, Phase.ACTIONS)
@@ -985,7 +1068,9 @@ class Convene:
                 FormField("pilot", L("fields", "pilot"), "bool", initial="no"),
                 FormField("review_date", L("fields", "review_date"), "date", required=False),
             )
-            return self._make_form(rnd.id, "goal", None, fields, self.prompts.render(PromptKey.GOAL_INTRO, {}))
+            return self._make_form(
+                rnd.id, "goal", None, fields, self.prompts.render(PromptKey.GOAL_INTRO, {})
+            )
         if name == "action":
             self._require_convener(rnd, ctx)
             self._require_phase(rnd, Phase.ACTIONS)
@@ -996,7 +1081,9 @@ class Convene:
                 FormField("owner", L("fields", "owner"), "text", required=False, max_length=200),
                 FormField("due", L("fields", "due"), "date"),
             )
-            return self._make_form(rnd.id, "action", None, fields, self.prompts.render(PromptKey.ACTION_INTRO, {}))
+            return self._make_form(
+                rnd.id, "action", None, fields, self.prompts.render(PromptKey.ACTION_INTRO, {})
+            )
         raise DomainError("unknown_form")
 
     def _make_form(
@@ -1072,7 +1159,10 @@ def _num(value: float) -> str:
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v if isinstance(v, str | int | float | bool | list | dict | None) else str(v)) for k, v in params.items()}
+    return {
+        k: (v if isinstance(v, str | int | float | bool | list | dict | None) else str(v))
+        for k, v in params.items()
+    }
 
 
 def _is_db_error(err: BaseException) -> bool:

@@ -19,7 +19,9 @@ def conversation_ref(row: ConversationRow) -> ConversationRef:
 
 async def linked_conversations(session: AsyncSession, round_id: str) -> list[ConversationRow]:
     rows = await session.scalars(
-        select(ConversationRow).where(ConversationRow.round_id == round_id).order_by(ConversationRow.id)
+        select(ConversationRow)
+        .where(ConversationRow.round_id == round_id)
+        .order_by(ConversationRow.platform, ConversationRow.workspace_id, ConversationRow.channel_id)
     )
     return list(rows)
 

@@ -123,12 +123,16 @@ class OutboxRelay:
             # A row waiting out a backoff holds back later rows to its conversation, so the order of
             # a release (header, then ideas in their shuffled order) survives a 429.
             waiting = await s.execute(
-                select(OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id, func.min(OutboxRow.seq))
+                select(
+                    OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id, func.min(OutboxRow.seq)
+                )
                 .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at > now)
                 .group_by(OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id)
             )
             blocked = {(p, w, ch): seq for p, w, ch, seq in waiting}
-            rows = [r for r in rows if r.seq < blocked.get((r.platform, r.workspace_id, r.channel_id), r.seq + 1)]
+            rows = [
+                r for r in rows if r.seq < blocked.get((r.platform, r.workspace_id, r.channel_id), r.seq + 1)
+            ]
             # Several pending updates of one slot (a card edited in a burst) coalesce to the newest.
             newest: dict[str, int] = {}
             for row in rows:

@@ -21,7 +21,9 @@ async def run_text(core: Convene, ctx: c.Context, text: str) -> Form | None:
         await _refuse(core, ctx, "text_in_channel")
         return None
     if sub in FORMS:
-        return await core.open_form(ctx, sub, arg=rest.split()[0] if rest and sub in ("goal", "action") else None)
+        return await core.open_form(
+            ctx, sub, arg=rest.split()[0] if rest and sub in ("goal", "action") else None
+        )
     if sub == "status":
         await core.handle(c.Status(ctx))
     elif sub == "next":

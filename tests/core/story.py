@@ -29,7 +29,9 @@ async def start(h: Harness, **values: str) -> str:
     maya = h.person("maya", "slack")
     form = await h.driver.command(maya, "start")
     assert form is not None
-    await h.driver.submit(maya, form, {"title": "Safer streets", "purpose": "Agree goals for our streets", **values})
+    await h.driver.submit(
+        maya, form, {"title": "Safer streets", "purpose": "Agree goals for our streets", **values}
+    )
     async with h.app.sessions() as s:
         rnd = await s.scalar(select(RoundRow))
     assert rnd is not None

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import DateTime, Date, inspect, select
+from sqlalchemy import Date, DateTime, inspect, select
 
-from bot.keys import FileKeyStore, new_kek, decode_kek, pseudonym
-from bot.persistence.tables import Base, BallotRow, IdeaRow, ParticipantRow
+from bot.keys import FileKeyStore, decode_kek, new_kek, pseudonym
+from bot.persistence.tables import BallotRow, Base, IdeaRow, ParticipantRow
 from bot.refs import Platform, UserRef
 from tests.conftest import Harness, make_harness
 from tests.core import story
@@ -61,7 +61,10 @@ async def test_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engin
             voter_keys = set(await s.scalars(select(BallotRow.voter_key)))
             author_keys = set(await s.scalars(select(IdeaRow.author_key)))
         assert len(roster) == len(story.PEOPLE) and voter_keys
-        candidates = {pseudonym(stolen_key, UserRef(Platform(p.platform), p.workspace_id, p.user_id).key()) for p in roster}
+        candidates = {
+            pseudonym(stolen_key, UserRef(Platform(p.platform), p.workspace_id, p.user_id).key())
+            for p in roster
+        }
         assert not candidates & voter_keys
         assert author_keys == {None}
         # No column of the content tables holds a roster value.

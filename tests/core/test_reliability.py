@@ -21,7 +21,9 @@ async def start_without_delivery(h: Harness) -> None:
     ctx = h.driver.context(h.person("maya"))
     form = await h.app.core.open_form(ctx, "start")
     assert form is not None
-    await h.app.core.submit_form(ctx, form.form_id, {"title": "Safer streets", "purpose": "Goals for streets"})
+    await h.app.core.submit_form(
+        ctx, form.form_id, {"title": "Safer streets", "purpose": "Goals for streets"}
+    )
 
 
 class CrashingPort:
@@ -45,7 +47,9 @@ async def test_outbox_survives_a_crash_between_commit_and_delivery(engine) -> No
     first = await make_harness(engine, keys=keys)
     await start_without_delivery(first)  # committed: the round card and the convener's reply
     # Crash 1: committed, never claimed. Crash 2: claimed (in flight), then the process died.
-    crashing = OutboxRelay(first.app.sessions, {"slack": CrashingPort("slack")}, first.app.relay.prompts, first.clock)
+    crashing = OutboxRelay(
+        first.app.sessions, {"slack": CrashingPort("slack")}, first.app.relay.prompts, first.clock
+    )
     try:
         await crashing.run_once()
     except asyncio.CancelledError:
@@ -80,7 +84,9 @@ class FlakyPort:
         self.delivered.append(message.text)
         return f"m{len(self.delivered)}"
 
-    async def post_private(self, to: ConversationRef, user_id: str, message: Rendered, handle: str | None) -> None:
+    async def post_private(
+        self, to: ConversationRef, user_id: str, message: Rendered, handle: str | None
+    ) -> None:
         await self.post(to, message)
 
 

@@ -29,11 +29,15 @@ async def test_a_whole_round_reaches_every_linked_channel_without_attribution(ha
     assert "6 agree, 0 disagree" in results
     form = await h.driver.press(maya, h.driver.find_button(maya, "Make this a goal", ":goal:1"))
     assert form is not None
-    await h.driver.submit(maya, form, await story.goal_values(idea="1", pilot="yes", review_date="2027-03-01"))
+    await h.driver.submit(
+        maya, form, await story.goal_values(idea="1", pilot="yes", review_date="2027-03-01")
+    )
     await h.driver.command(maya, "next")
     form = await h.driver.command(maya, "action 1")
     assert form is not None
-    await h.driver.submit(maya, form, {"goal": "1", "title": "Map the routes", "owner": "", "due": "2027-01-31"})
+    await h.driver.submit(
+        maya, form, {"goal": "1", "title": "Map the routes", "owner": "", "due": "2027-01-31"}
+    )
     kim = h.driver.people["kim"]
     await h.driver.press(kim, h.driver.find_button(kim, "I'll take this", ":take:1"))
     assert "Action 1 (Map the routes) is yours" in h.privates("kim")[-1]

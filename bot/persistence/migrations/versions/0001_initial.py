@@ -1,4 +1,4 @@
-"""initial schema: rounds, roster, detached content, outbox, timers
+"""initial schema
 
 Revision ID: 0001
 Revises: 
@@ -159,7 +159,6 @@ def upgrade() -> None:
     sa.Column('phase', sa.String(length=20), nullable=False),
     sa.Column('due_at', bot.persistence.tables.UTCDateTime(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('claimed_until', bot.persistence.tables.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_timers_round_id_rounds'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_timers'))
     )

@@ -1,0 +1,165 @@
+"""A convene App + the Discord adapter running against FakeDiscord (shared by the adapter tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.discord.client import ConveneClient
+from adapters.discord.port import DiscordChatPort
+from adapters.discord.runner import make_client, make_port
+from bot.app import App, build_app
+from bot.config import AppConfig, parse_config
+from bot.keys import MemoryKeyStore
+from bot.ports import FixedClock
+from tests.platform_fakes import discord_payloads as p
+from tests.platform_fakes.discord import FakeDiscord, InteractionRecord
+from tests.platform_fakes.discord_client import running_client
+
+NONE: dict[str, list[str]] = {"parse": []}
+CONVENER_ROLE = "900000000000000001"
+PEOPLE = ("owner", "maya", "alice", "bob", "carol")
+NAMES = {"owner": "Octavia", "maya": "Maya", "alice": "Alice", "bob": "Bob", "carol": "Carol"}
+
+
+def world() -> tuple[list[p.JSON], dict[str, p.JSON]]:
+    """One guild, #general and #other; ``owner`` is a convener by user id, ``maya`` by role."""
+    gid = p.snowflake()
+    users = {
+        name: p.user(username=f"{NAMES[name].lower()}_{name}", global_name=NAMES[name]) for name in PEOPLE
+    }
+    members = [p.member(u, roles=[CONVENER_ROLE] if n == "maya" else []) for n, u in users.items()]
+    guild = p.guild(
+        gid,
+        owner_id=users["owner"]["id"],
+        channels=[p.text_channel(name="general", guild_id=gid), p.text_channel(name="other", guild_id=gid)],
+        members=members,
+        roles=[p.role(CONVENER_ROLE, "conveners")],
+    )
+    return [guild], users
+
+
+def app_config(db: Path, owner_id: str, **discord: Any) -> AppConfig:
+    return parse_config(
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{db}"},
+            "rounds": {"sector_min_voters": 2},
+            "discord": {
+                "enabled": True,
+                "conveners": {"user_ids": [owner_id], "role_ids": [CONVENER_ROLE]},
+                **discord,
+            },
+        }
+    )
+
+
+@dataclass
+class Rig:
+    fake: FakeDiscord
+    app: App
+    port: DiscordChatPort
+    users: dict[str, p.JSON]
+    tmp: Path
+    clients: list[ConveneClient] = field(default_factory=list)
+
+    @property
+    def channel(self) -> p.JSON:
+        return self.fake.channel
+
+    def roles(self, who: str) -> list[str]:
+        return [CONVENER_ROLE] if who == "maya" else []
+
+    def client(self, **overrides: Any) -> ConveneClient:
+        kw = {"guild_ready_timeout": 0.01, **overrides}
+        c = make_client(self.app, self.app.config.discord, **kw)
+        self.clients.append(c)
+        return c
+
+    @contextlib.asynccontextmanager
+    async def running(self, **overrides: Any) -> AsyncIterator[ConveneClient]:
+        async with running_client(self.fake, self.client(**overrides)) as c:
+            yield c
+
+    async def slash(
+        self, who: str, sub: str, options: Mapping[str, Any] | None = None, **kw: Any
+    ) -> InteractionRecord:
+        payload = self.fake.slash("convene", sub, options, user=self.users[who], roles=self.roles(who), **kw)
+        return await self.fake.interact(payload)
+
+    async def click(self, who: str, custom_id: str, **kw: Any) -> InteractionRecord:
+        payload = self.fake.click(custom_id, user=self.users[who], roles=self.roles(who), **kw)
+        return await self.fake.interact(payload)
+
+    async def submit(
+        self, who: str, custom_id: str, values: Mapping[str, str | Sequence[str]], **kw: Any
+    ) -> InteractionRecord:
+        payload = self.fake.submit_modal(custom_id, values, user=self.users[who], roles=self.roles(who), **kw)
+        return await self.fake.interact(payload)
+
+    async def reply(self, rec: InteractionRecord, n: int = 1) -> str:
+        """The ``n``-th private reply (an ephemeral follow-up on this interaction)."""
+        await rec.callback()
+        msgs = await rec.wait_followups(n, timeout=5)
+        msg = msgs[n - 1]
+        assert msg["flags"] & p.FLAG_EPHEMERAL, msg
+        return str(msg["content"])
+
+    async def no_reply(self, rec: InteractionRecord) -> None:
+        """A deferred command answered only in public: its "thinking" placeholder is removed."""
+        body = await rec.callback()
+        assert body["type"] == 5, body
+        await self.fake.wait_until(
+            lambda: rec.original is None and not rec.followups, 5, "the placeholder deleted"
+        )
+
+    async def modal(self, rec: InteractionRecord) -> p.JSON:
+        body = await rec.callback()
+        assert body["type"] == 9, body
+        data: p.JSON = body["data"]
+        return data
+
+    def public(self, channel_id: str | None = None) -> list[p.JSON]:
+        cid = channel_id or str(self.channel["id"])
+        return [
+            m
+            for m in self.fake.channel_messages(cid)
+            if m["author"]["id"] == self.fake.bot_user["id"]
+            and not m.get("interaction_metadata")
+            and not (m["flags"] & p.FLAG_EPHEMERAL)
+            and m.get("webhook_id") is None
+        ]
+
+    async def wait_public(self, predicate: Any, timeout: float = 5) -> p.JSON:
+        def find() -> p.JSON | None:
+            return next((m for m in reversed(self.public()) if predicate(m)), None)
+
+        return await self.fake.wait_until(find, timeout, "a public message")
+
+    def buttons(self, message: p.JSON) -> list[str]:
+        return [
+            c["custom_id"] for row in message.get("components") or [] for c in row.get("components") or []
+        ]
+
+    async def settle(self) -> None:
+        await self.app.relay.drain()
+
+
+@contextlib.asynccontextmanager
+async def make_rig(tmp: Path, **fake_kw: Any) -> AsyncIterator[Rig]:
+    guilds, users = world()
+    async with FakeDiscord(guilds=guilds, **fake_kw) as fake:
+        with fake.patch_discord():
+            port = make_port()
+            config = app_config(tmp / "convene.db", users["owner"]["id"])
+            clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
+            app = await build_app(config, {"discord": port}, keys=MemoryKeyStore(), clock=clock)
+            app.start_background()
+            try:
+                yield Rig(fake, app, port, users, tmp)
+            finally:
+                await app.aclose()
+        assert not fake.unhandled, [(c.method, c.path) for c in fake.unhandled]

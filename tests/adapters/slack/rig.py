@@ -1,0 +1,160 @@
+"""A convene App + the Slack adapter in HTTP mode, driven by signed requests against the fake Slack."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from adapters.slack.app import SlackHandlers, create_bolt_app, web_app
+from adapters.slack.port import BoundedRateLimitRetryHandler, SlackChatPort, make_client
+from bot.app import App, build_app
+from bot.config import AppConfig, DatabaseConfig, SlackConfig, SlackConveners
+from bot.keys import MemoryKeyStore
+from bot.ports import FixedClock
+from tests.platform_fakes.slack import FakeSlackWebAPI, SimResponse, SlackClientSim, serve_aiohttp_app
+
+CHANNEL = "C0GENERAL"
+PATH = "/slack/events"
+CONVENER = ("U0MAYA", "maya")
+USERS = {"maya": "U0MAYA", "alice": "U0ALICE", "bob": "U0BOB", "carol": "U0CAROL", "dan": "U0DAN"}
+
+
+def slack_config(fake: FakeSlackWebAPI, **conveners: Any) -> SlackConfig:
+    return SlackConfig(
+        enabled=True,
+        mode="http",
+        api_base_url=fake.base_url,
+        conveners=SlackConveners(**(conveners or {"user_ids": [CONVENER[0]]})),
+    )
+
+
+@dataclass
+class Rig:
+    fake: FakeSlackWebAPI
+    app: App
+    bolt: AsyncApp
+    port: SlackChatPort
+    sim: SlackClientSim
+    url: str
+
+    @property
+    def handlers(self) -> SlackHandlers:
+        h = self.bolt.convene_handlers  # type: ignore[attr-defined]
+        assert isinstance(h, SlackHandlers)
+        return h
+
+    async def settle(self) -> None:
+        await self.handlers.wait_idle()
+        await self.app.relay.drain()
+
+    async def send(self, inbound: Any, **kw: Any) -> SimResponse:
+        resp = await self.sim.send(inbound, **kw)
+        await self.settle()
+        return resp
+
+    async def command(self, who: str, text: str, channel: str = CHANNEL, **kw: Any) -> SimResponse:
+        inbound = self.fake.payloads.slash_command(
+            text=text, user_id=USERS[who], user_name=who, channel_id=channel, **kw
+        )
+        resp = await self.send(inbound)
+        assert resp.status == 200, resp
+        return resp
+
+    def last_view(self) -> dict[str, Any]:
+        call = self.fake.calls("views.open")[-1]
+        assert call.ok, call.response
+        view = call.view
+        assert isinstance(view, dict)
+        return view
+
+    async def submit(self, who: str, view: dict[str, Any], values: dict[str, str]) -> SimResponse:
+        kinds = {b["block_id"]: b["element"]["type"] for b in view["blocks"] if b["type"] == "input"}
+        state: dict[str, dict[str, Any]] = {}
+        for name, value in values.items():
+            kind = kinds.get(name, "plain_text_input")
+            if kind == "static_select":
+                v: Any = {"type": kind, "selected_option": {"value": value} if value else None}
+            elif kind == "datepicker":
+                v = {"type": kind, "selected_date": value or None}
+            else:
+                v = {"type": "plain_text_input", "value": value}
+            state[name] = {name: v}
+        inbound = self.fake.payloads.view_submission(
+            view["callback_id"],
+            state,
+            private_metadata=view["private_metadata"],
+            user_id=USERS[who],
+            user_name=who,
+            blocks=view["blocks"],
+        )
+        return await self.send(inbound)
+
+    async def form(self, who: str, text: str, values: dict[str, str]) -> SimResponse:
+        before = len(self.fake.calls("views.open"))
+        await self.command(who, text)
+        assert len(self.fake.calls("views.open")) == before + 1, self.ephemerals_text(who)
+        return await self.submit(who, self.last_view(), values)
+
+    async def click(self, who: str, action_id: str, channel: str = CHANNEL) -> SimResponse:
+        inbound = self.fake.payloads.block_actions(
+            action_id, action_id, user_id=USERS[who], user_name=who, channel_id=channel
+        )
+        resp = await self.send(inbound)
+        assert resp.status == 200, resp
+        return resp
+
+    # what people saw ---------------------------------------------------------------------------
+    def channel_buttons(self, pattern: str) -> list[str]:
+        out = []
+        for msg in self.fake.messages(CHANNEL):
+            for block in msg.get("blocks", []):
+                for el in block.get("elements", []) if block["type"] == "actions" else []:
+                    if re.search(pattern, el["action_id"]):
+                        out.append(el["action_id"])
+        return out
+
+    def public_blocks(self) -> list[Any]:
+        return [c.blocks for c in self.fake.calls() if c.method in ("chat.postMessage", "chat.update")]
+
+    def public_text(self) -> str:
+        return json.dumps(self.public_blocks(), ensure_ascii=False)
+
+    def ephemerals(self, who: str) -> list[Any]:
+        return [c for c in self.fake.calls("chat.postEphemeral") if c.get("user") == USERS[who]]
+
+    def ephemerals_text(self, who: str) -> str:
+        return "\n".join(json.dumps(c.blocks, ensure_ascii=False) for c in self.ephemerals(who))
+
+
+@contextlib.asynccontextmanager
+async def rig(fake: FakeSlackWebAPI, tmp_path: Path, **conveners: Any) -> AsyncIterator[Rig]:
+    config = AppConfig(
+        database=DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path}/t.db"),
+        slack=slack_config(fake, **conveners),
+    )
+    port = SlackChatPort(
+        make_client(fake.bot_token, fake.base_url, retry_handlers=[BoundedRateLimitRetryHandler()])
+    )
+    app = await build_app(config, {"slack": port}, keys=MemoryKeyStore(), clock=FixedClock())
+    try:
+        bolt = create_bolt_app(
+            app.core,
+            config.slack,
+            client=make_client(fake.bot_token, fake.base_url),
+            signing_secret=fake.signing_secret,
+        )
+        async with (
+            serve_aiohttp_app(web_app(bolt, fake.signing_secret, PATH)) as base,
+            SlackClientSim(base + PATH, fake.signing_secret) as sim,
+        ):
+            yield Rig(fake, app, bolt, port, sim, base + PATH)
+            await bolt.convene_handlers.wait_idle()  # type: ignore[attr-defined]
+    finally:
+        await app.aclose()

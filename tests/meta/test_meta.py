@@ -1,0 +1,286 @@
+"""Things that must never rot: the example config, the prompts, the id codec, the sanitiser,
+the migrations, the demo, and the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.config import AppConfig, ConfigError, load_config, parse_config
+from bot.ids import ComponentId
+from bot.messages import Message, Part
+from bot.persistence.db import make_engine
+from bot.persistence.migrate import current_revision, upgrade
+from bot.persistence.tables import Base, ConversationRow
+from bot.prompts import PromptKey, Prompts
+from bot.sanitize import canonical_text
+from bot.service.outbox import public_row
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_config_is_valid_and_documents_every_key() -> None:
+    cfg = load_config(ROOT / "config.example.yaml")
+    example = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+
+    def keys(model: Any, prefix: str = "") -> set[str]:
+        out = set()
+        for name, field in type(model).model_fields.items():
+            out.add(prefix + name)
+            value = getattr(model, name)
+            if hasattr(type(value), "model_fields") and name != "templates":
+                out |= keys(value, prefix + name + ".")
+        return out
+
+    def present(data: dict[str, Any], prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in data.items():
+            out.add(prefix + k)
+            if isinstance(v, dict) and k != "templates":
+                out |= present(v, prefix + k + ".")
+        return out
+
+    assert keys(cfg) <= present(example)
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        ({"rounds": {"max_contribution_chars": "lots"}}, "rounds.max_contribution_chars"),
+        ({"slack": {"mode": "carrier-pigeon"}}, "slack.mode"),
+        ({"databse": {}}, "databse"),
+        ({"rounds": {"default_template": "nope"}}, "default_template"),
+    ],
+)
+def test_a_bad_config_names_the_key(data: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        parse_config(data)
+
+
+def test_check_config_exits_non_zero_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("slack:\n  mode: carrier-pigeon\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert "slack.mode" in run.stderr and "Traceback" not in run.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "check-config", str(ROOT / "config.example.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert ok.returncode == 0, ok.stderr
+
+
+SAMPLE: dict[str, Any] = {
+    "title": "T",
+    "purpose": "P",
+    "phase": "vote",
+    "deadline": None,
+    "participants": 3,
+    "per_participant": 3,
+    "code": "ABCD2345",
+    "count": 2,
+    "limit": 3,
+    "label": 1,
+    "max": 1000,
+    "rank": 1,
+    "text": "x",
+    "agree": 1,
+    "disagree": 0,
+    "pass": 0,
+    "score": 50,
+    "goals": [],
+    "ideas": [],
+    "actions": [],
+    "number": 1,
+    "idea": None,
+    "outcome": "o",
+    "metric": "m",
+    "unit": "u",
+    "baseline": "1",
+    "target": "2",
+    "pilot": False,
+    "review_date": None,
+    "goal": 1,
+    "goal_title": "g",
+    "owner": None,
+    "due": "2027-01-01",
+    "joined": True,
+    "mine": 1,
+    "convener": False,
+    "common_ground": True,
+    "divisive": False,
+    "urgency": 3.0,
+    "impact": None,
+    "unknown": None,
+    "code_": None,
+}
+
+
+@pytest.mark.parametrize("key", list(PromptKey))
+def test_every_prompt_key_has_a_template_that_renders(key: PromptKey) -> None:
+    prompts = Prompts()
+    params = dict(SAMPLE)
+    if key == PromptKey.ERROR:
+        params["code"] = "not_convener"
+    assert prompts.render(key, params).strip()
+
+
+def test_every_error_code_raised_in_code_has_a_template() -> None:
+    codes = set()
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "adapters").rglob("*.py")]:
+        codes |= set(re.findall(r'DomainError\(\s*"([a-z_]+)"', path.read_text()))
+    have = {p.stem for p in (ROOT / "prompts" / "en" / "errors").glob("*.j2")}
+    assert codes and codes <= have, codes - have
+
+
+def test_labels_cover_every_button_and_form() -> None:
+    labels = Prompts().labels
+    for name in (
+        "join",
+        "contribute",
+        "mine",
+        "withdraw",
+        "agree",
+        "disagree",
+        "pass",
+        "rate",
+        "make_goal",
+        "take",
+    ):
+        assert name in labels["buttons"]
+    for name in ("start", "join", "contribute", "rate", "goal", "action"):
+        assert name in labels["form_titles"] and name in labels["form_submit"]
+        assert len(labels["form_titles"][name]) <= 24  # Slack's modal title limit
+
+
+def test_no_public_message_can_carry_an_author_field() -> None:
+    conv = ConversationRow(id="c", round_id="r", platform="slack", workspace_id="T", channel_id="C")
+    for leak in ({"author": "x"}, {"ideas": [{"sector": "business"}]}, {"user_id": "U1"}):
+        with pytest.raises(ValueError, match="attribution"):
+            public_row("r", conv, Message((Part(PromptKey.RELEASE_IDEA, leak),)))
+
+
+ids = st.text(alphabet="abcdef0123456789", min_size=1, max_size=32)
+
+
+@given(
+    ids,
+    st.sampled_from(["v", "rate", "take", "form"]),
+    st.lists(st.from_regex(r"[0-9A-Za-z_]{1,8}", fullmatch=True), max_size=3),
+)
+def test_component_ids_round_trip_within_discords_limit(round_id: str, verb: str, args: list[str]) -> None:
+    cid = ComponentId(round_id, verb, tuple(args))
+    encoded = cid.encode()
+    assert len(encoded) <= 100
+    assert ComponentId.decode(encoded) == cid
+
+
+@given(st.text())
+def test_unknown_component_ids_decode_to_none_or_something_valid(value: str) -> None:
+    cid = ComponentId.decode(value)
+    assert cid is None or ComponentId.decode(cid.encode()) == cid
+
+
+@settings(max_examples=500)
+@given(st.text())
+def test_canonical_text_is_idempotent_and_drops_direction_controls(text: str) -> None:
+    once = canonical_text(text)
+    assert canonical_text(once) == once
+    assert not set(once) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x00")
+
+
+async def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
+    from tests.conftest import reset_schema
+
+    engine = make_engine(db_url)
+    try:
+        await reset_schema(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(Base.metadata.drop_all)
+        await upgrade(engine)
+        assert await current_revision(engine) is not None
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata)
+            )
+        assert diff == []
+    finally:
+        await engine.dispose()
+
+
+def test_demo_plays_a_whole_round_and_writes_the_report(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "demo", "--out", str(tmp_path), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["round"]["phase"] == "closed" and set(report["round"]) >= {
+        "id",
+        "title",
+        "purpose",
+        "phase",
+    }
+    assert len(report["ideas"]) >= 8 and report["goals"] and report["actions"]
+    for idea in report["ideas"]:
+        assert set(idea) >= {"id", "label", "text", "agree", "disagree", "pass", "score"}
+        assert not set(idea) & {"author", "user", "user_id", "platform", "sector", "workspace"}
+    for goal in report["goals"]:
+        assert set(goal) >= {
+            "title",
+            "outcome",
+            "metric",
+            "unit",
+            "baseline",
+            "target",
+            "deadline",
+            "pilot",
+            "review_date",
+        }
+    assert all(set(a) >= {"title", "goal", "owner", "due"} for a in report["actions"])
+    transcript = (tmp_path / "transcript.txt").read_text()
+    assert "slack #city-goals" in transcript and "discord #common-goals" in transcript
+    assert "# Common goals" in (tmp_path / "report.md").read_text()
+
+
+async def test_demo_transcript_matches_the_golden_story(tmp_path: Path) -> None:
+    from adapters.console.demo import run_demo
+
+    await run_demo(tmp_path)
+    golden = Path(__file__).with_name("demo_transcript.golden.txt")
+    got = (tmp_path / "transcript.txt").read_text()
+    if not golden.exists():  # first run writes it; review and commit it
+        golden.write_text(got)
+    assert got == golden.read_text()
+
+
+def test_version_flag() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert run.returncode == 0 and "convene" in run.stdout
+
+
+def test_app_config_defaults_are_sane() -> None:
+    assert AppConfig().rounds.contributions_per_participant == 3
