@@ -9,15 +9,18 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from bot import __version__
+from bot.app import App
 from bot.config import AppConfig, ConfigError, load_config
 from bot.domain.errors import DomainError
 from bot.keys import KeyUnavailable
 from bot.persistence.db import make_engine, make_sessionmaker
 from bot.persistence.migrate import upgrade
+from bot.ports import ChatPort
 from bot.prompts import Prompts
 
 log = logging.getLogger("convene")
@@ -205,8 +208,8 @@ async def _run(cfg: AppConfig) -> int:
         from adapters.console.repl import run_console
 
         return await run_console(cfg)
-    ports: dict[str, object] = {}
-    runners = []
+    ports: dict[str, ChatPort] = {}
+    starters: list[Callable[[App], Coroutine[Any, Any, None]]] = []
     try:
         if cfg.slack.enabled:
             try:
@@ -214,7 +217,7 @@ async def _run(cfg: AppConfig) -> int:
             except ImportError:
                 return _fail("Slack is enabled but its extra is not installed: pip install 'convene[slack]'")
             ports["slack"] = slack_runner.make_port(cfg.slack)
-            runners.append(slack_runner.run_slack)
+            starters.append(lambda app: slack_runner.run_slack(app, cfg.slack, app.stop))
         if cfg.discord.enabled:
             try:
                 from adapters.discord import runner as discord_runner
@@ -222,26 +225,26 @@ async def _run(cfg: AppConfig) -> int:
                 return _fail(
                     "Discord is enabled but its extra is not installed: pip install 'convene[discord]'"
                 )
-            ports["discord"] = discord_runner.make_port(cfg.discord)
-            runners.append(discord_runner.run_discord)
+            discord_runner.token_from_env(cfg.discord)  # fail early, naming the variable
+            ports["discord"] = discord_runner.make_port()
+            starters.append(lambda app: discord_runner.run_discord(app, cfg.discord, app.stop))
     except ValueError as err:
         return _fail(str(err))
-    app = await build_app(cfg, ports)  # type: ignore[arg-type]
+    app = await build_app(cfg, ports)
     app.start_background()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, app.stop.set)
+    failure = ""
     try:
         async with asyncio.TaskGroup() as tg:
-            for runner in runners:
-                tg.create_task(
-                    runner(
-                        app, getattr(cfg, "slack" if "slack" in runner.__module__ else "discord"), app.stop
-                    )
-                )
+            for start in starters:
+                tg.create_task(start(app))
+    except* ValueError as group:
+        failure = "; ".join(str(e) for e in group.exceptions)
     finally:
         await app.aclose()
-    return 0
+    return _fail(failure) if failure else 0
 
 
 async def _discord_sync(cfg: AppConfig, guild: str | None) -> int:

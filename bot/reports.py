@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from pathlib import Path
 
 from bot.domain.errors import DomainError
 from bot.persistence.tables import ActionRow, BallotRow, GoalRow, IdeaRow, RoundRow
@@ -138,9 +137,9 @@ async def export_polis(sessions: async_sessionmaker[AsyncSession], round_id: str
         )
     column = {number: i for i, (number, _text) in enumerate(ideas)}
     voters: dict[str, int] = {}
-    for voter, _n, _c in sorted(ballots, key=lambda b: b[0]):
-        voters.setdefault(voter, len(voters))
-    rows = [(voters[v], column[n], VALUES[c]) for v, n, c in ballots if n in column]
+    for voter, _n, _c in sorted(ballots, key=lambda b: str(b[0])):
+        voters.setdefault(str(voter), len(voters))
+    rows = [(voters[str(v)], column[n], VALUES[str(c)]) for v, n, c in ballots if n in column]
     table = VoteTable(
         n_participants=len(voters),
         n_ideas=len(ideas),
@@ -150,7 +149,7 @@ async def export_polis(sessions: async_sessionmaker[AsyncSession], round_id: str
     )
     write_polis_export(
         folder,
-        statements=[(int(n), t) for n, t in ideas],
+        statements=[(int(n or 0), str(t)) for n, t in ideas],
         table=table,
         participant_labels=[str(i) for i in range(len(voters))],
     )

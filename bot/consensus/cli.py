@@ -36,7 +36,7 @@ def analyze_command(directory: str, *, as_json: bool, seed: int, out: TextIO, er
             {"statement": c["statement"], "gac": c["gac"], "text": texts.get(c["statement"], "")}
             for c in data["consensus"][:10]
         ],
-        "representative": {g: ids for g, ids in data["representative"].items()},
+        "representative": dict(data["representative"].items()),
         "divisive": [conv.statement_ids[i] for i in result.divisive],
         "notes": result.notes,
         "seconds": seconds,

@@ -157,7 +157,8 @@ def action_from_form(values: Mapping[str, str], today: dt.date) -> ActionSpec:
     owner = f.optional_text("owner", max_len=200)
     due = f.date("due", after=today - dt.timedelta(days=1))
     f.check()
-    assert goal is not None and due is not None
+    assert goal is not None
+    assert due is not None
     return ActionSpec(goal, title, owner, due)
 
 

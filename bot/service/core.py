@@ -995,7 +995,7 @@ class Convene:
             else:
                 raise DomainError("round_already_here")
             templates = tuple(Option(t, L("templates", t)) for t in rc.templates)
-            fields = (
+            fields: tuple[FormField, ...] = (
                 FormField("title", L("fields", "title"), "text", max_length=200),
                 FormField("purpose", L("fields", "purpose"), "long", max_length=2000),
                 FormField(

@@ -172,7 +172,7 @@ async def _upsert(
 ) -> None:
     from bot.service.core import new_id
 
-    dialect = s.bind.dialect.name
+    dialect = s.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     conflict = [BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key]
     if votes:

@@ -117,7 +117,7 @@ class OutboxRelay:
                 .order_by(OutboxRow.seq)
                 .limit(limit)
             )
-            if s.bind.dialect.name == "postgresql":
+            if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(await s.scalars(stmt))
             # A row waiting out a backoff holds back later rows to its conversation, so the order of

@@ -55,7 +55,7 @@ class DeadlineScheduler:
                 .order_by(TimerRow.due_at)
                 .limit(1)
             )
-            if s.bind.dialect.name == "postgresql":
+            if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             timer = await s.scalar(stmt)
             if timer is None:

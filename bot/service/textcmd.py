@@ -17,7 +17,7 @@ async def run_text(core: Convene, ctx: c.Context, text: str) -> Form | None:
     sub = words[0].lower() if words else "help"
     rest = words[1].strip() if len(words) > 1 else ""
     if sub == "contribute" and rest:
-        # Text typed after a slash command can be seen in the channel and in exports; only the form is private.
+        # Slash-command text can show up in the channel and in exports; only the form is private.
         await _refuse(core, ctx, "text_in_channel")
         return None
     if sub in FORMS:

@@ -34,7 +34,8 @@ async def test_ids_are_random_uuid4(harness: Harness) -> None:
     async with harness.app.sessions() as s:
         ids = list(await s.scalars(select(IdeaRow.id))) + list(await s.scalars(select(BallotRow.id)))
         ids += list(await s.scalars(select(ParticipantRow.id)))
-    assert ids and all(uuid.UUID(hex=i).version == 4 for i in ids)
+    assert ids
+    assert all(uuid.UUID(hex=i).version == 4 for i in ids)
 
 
 async def test_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -54,13 +55,15 @@ async def test_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engin
         await h.driver.command(maya, "next")
         await h.driver.command(maya, "close")
         assert await h.scalar("select phase from rounds") == "closed"
-        assert keys.get(rid) is None and not list((tmp_path / "keys").glob(f"{rid}*"))
+        assert keys.get(rid) is None
+        assert not list((tmp_path / "keys").glob(f"{rid}*"))
         # Try to link, with everything the database holds plus the stolen key.
         async with h.app.sessions() as s:
             roster = list(await s.scalars(select(ParticipantRow)))
             voter_keys = set(await s.scalars(select(BallotRow.voter_key)))
             author_keys = set(await s.scalars(select(IdeaRow.author_key)))
-        assert len(roster) == len(story.PEOPLE) and voter_keys
+        assert len(roster) == len(story.PEOPLE)
+        assert voter_keys
         candidates = {
             pseudonym(stolen_key, UserRef(Platform(p.platform), p.workspace_id, p.user_id).key())
             for p in roster
@@ -93,5 +96,6 @@ async def test_release_rewrites_rows_so_storage_order_says_nothing(harness: Harn
 
 def test_no_timestamp_column_anywhere_near_identity() -> None:
     insp_cols = [c.name for c in Base.metadata.tables["participants"].columns]
-    assert "created_at" not in insp_cols and "joined_at" not in insp_cols
+    assert "created_at" not in insp_cols
+    assert "joined_at" not in insp_cols
     assert inspect(ParticipantRow).primary_key[0].name == "id"

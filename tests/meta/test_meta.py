@@ -36,7 +36,7 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
 
     def keys(model: Any, prefix: str = "") -> set[str]:
         out = set()
-        for name, field in type(model).model_fields.items():
+        for name, _field in type(model).model_fields.items():
             out.add(prefix + name)
             value = getattr(model, name)
             if hasattr(type(value), "model_fields") and name != "templates":
@@ -78,7 +78,8 @@ def test_check_config_exits_non_zero_without_a_traceback(tmp_path: Path) -> None
         cwd=ROOT,
     )
     assert run.returncode == 2
-    assert "slack.mode" in run.stderr and "Traceback" not in run.stderr
+    assert "slack.mode" in run.stderr
+    assert "Traceback" not in run.stderr
     ok = subprocess.run(
         [sys.executable, "-m", "adapters.cli", "check-config", str(ROOT / "config.example.yaml")],
         capture_output=True,
@@ -148,7 +149,8 @@ def test_every_error_code_raised_in_code_has_a_template() -> None:
     for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "adapters").rglob("*.py")]:
         codes |= set(re.findall(r'DomainError\(\s*"([a-z_]+)"', path.read_text()))
     have = {p.stem for p in (ROOT / "prompts" / "en" / "errors").glob("*.j2")}
-    assert codes and codes <= have, codes - have
+    assert codes
+    assert codes <= have, codes - have
 
 
 def test_labels_cover_every_button_and_form() -> None:
@@ -167,7 +169,8 @@ def test_labels_cover_every_button_and_form() -> None:
     ):
         assert name in labels["buttons"]
     for name in ("start", "join", "contribute", "rate", "goal", "action"):
-        assert name in labels["form_titles"] and name in labels["form_submit"]
+        assert name in labels["form_titles"]
+        assert name in labels["form_submit"]
         assert len(labels["form_titles"][name]) <= 24  # Slack's modal title limit
 
 
@@ -236,13 +239,16 @@ def test_demo_plays_a_whole_round_and_writes_the_report(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["round"]["phase"] == "closed" and set(report["round"]) >= {
+    assert report["round"]["phase"] == "closed"
+    assert set(report["round"]) >= {
         "id",
         "title",
         "purpose",
         "phase",
     }
-    assert len(report["ideas"]) >= 8 and report["goals"] and report["actions"]
+    assert len(report["ideas"]) >= 8
+    assert report["goals"]
+    assert report["actions"]
     for idea in report["ideas"]:
         assert set(idea) >= {"id", "label", "text", "agree", "disagree", "pass", "score"}
         assert not set(idea) & {"author", "user", "user_id", "platform", "sector", "workspace"}
@@ -260,7 +266,8 @@ def test_demo_plays_a_whole_round_and_writes_the_report(tmp_path: Path) -> None:
         }
     assert all(set(a) >= {"title", "goal", "owner", "due"} for a in report["actions"])
     transcript = (tmp_path / "transcript.txt").read_text()
-    assert "slack #city-goals" in transcript and "discord #common-goals" in transcript
+    assert "slack #city-goals" in transcript
+    assert "discord #common-goals" in transcript
     assert "# Common goals" in (tmp_path / "report.md").read_text()
 
 
@@ -279,7 +286,8 @@ def test_version_flag() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "adapters.cli", "--version"], capture_output=True, text=True, cwd=ROOT
     )
-    assert run.returncode == 0 and "convene" in run.stdout
+    assert run.returncode == 0
+    assert "convene" in run.stdout
 
 
 def test_app_config_defaults_are_sane() -> None:

@@ -1,5 +1,4 @@
 # Test helpers take `timeout=` on purpose (`await rec.callback(timeout=1)` reads best in tests).
-# ruff: noqa: ASYNC109
 """A fake Discord (REST v10 + Gateway v10) on 127.0.0.1 that drives an unmodified discord.py bot.
 
 Why: dpytest cannot create interactions (platform-testing.md §4.1), so slash commands,

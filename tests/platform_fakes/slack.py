@@ -291,7 +291,7 @@ class FakeSlackWebAPI:
     def methods(self) -> list[str]:
         return [c.method for c in self._calls]
 
-    async def wait_for(self, method: str, count: int = 1, timeout: float = 3.0) -> list[RecordedCall]:  # noqa: ASYNC109
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 3.0) -> list[RecordedCall]:
         """Wait until at least `count` calls to `method` were answered; returns all of them."""
 
         def enough() -> bool:
@@ -750,7 +750,7 @@ class FakeSlackWebAPI:
     def open_sockets(self) -> list[SocketConnection]:
         return [c for c in self.sockets if not c.closed and not c.ws.closed]
 
-    async def wait_socket_connections(self, count: int = 1, timeout: float = 3.0) -> SocketConnection:  # noqa: ASYNC109
+    async def wait_socket_connections(self, count: int = 1, timeout: float = 3.0) -> SocketConnection:
         """Wait until `count` connections were opened in total and one is open; returns the newest."""
 
         def ready() -> bool:
@@ -774,7 +774,7 @@ class FakeSlackWebAPI:
         accepts_response_payload: bool | None = None,
         retry_attempt: int | None = None,
         retry_reason: str | None = None,
-        timeout: float = ACK_DEADLINE,  # noqa: ASYNC109
+        timeout: float = ACK_DEADLINE,
     ) -> Json:
         """Push one envelope to the newest open connection and return the app's ack
         (``{"envelope_id": ..., "payload": {...}?}``). Raises `SocketAckTimeout` after `timeout`."""
@@ -804,7 +804,7 @@ class FakeSlackWebAPI:
         finally:
             self._pending_acks.pop(eid, None)
 
-    async def socket_deliver(self, inbound: SlackInbound, *, timeout: float = ACK_DEADLINE) -> Json:  # noqa: ASYNC109
+    async def socket_deliver(self, inbound: SlackInbound, *, timeout: float = ACK_DEADLINE) -> Json:
         """`socket_send` for a payload builder's result (retry fields carried over for events)."""
         return await self.socket_send(
             inbound.envelope_type,
@@ -819,7 +819,7 @@ class FakeSlackWebAPI:
         reason: str = "refresh_requested",
         *,
         wait_reconnect: bool = True,
-        timeout: float = 3.0,  # noqa: ASYNC109
+        timeout: float = 3.0,
     ) -> SocketConnection | None:
         """Send Slack's ``disconnect`` message; by default wait until the app has reconnected
         (a new connection opened, the old one closed) and return the new connection."""
