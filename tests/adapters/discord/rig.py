@@ -76,6 +76,7 @@ class Rig:
     def client(self, **overrides: Any) -> ConveneClient:
         kw = {"guild_ready_timeout": 0.01, **overrides}
         c = make_client(self.app, self.app.config.discord, **kw)
+        c.reply_grace = 0.3
         self.clients.append(c)
         return c
 
@@ -146,6 +147,36 @@ class Rig:
 
     async def settle(self) -> None:
         await self.app.relay.drain()
+
+    def error_text(self, code: str, **params: Any) -> str:
+        return self.app.core.prompts.render("errors/error", {"code": code, **params})
+
+    async def start_round(self, title: str = "Cleaner river") -> str:
+        """The owner starts a round in #general; returns its id."""
+        rec = await self.slash("owner", "start")
+        modal = await self.modal(rec)
+        sub = await self.submit(
+            "owner",
+            modal["custom_id"],
+            {"title": title, "purpose": "Less litter", "template": ["standard"]},
+        )
+        await self.reply(sub)
+        card = await self.wait_public(lambda m: any(":join" in c for c in self.buttons(m)))
+        return self.buttons(card)[0].split(":")[1]
+
+    async def join(self, who: str, rid: str, sector: str = "business") -> None:
+        await self.modal(await self.click(who, f"cv:{rid}:join"))
+        await self.reply(await self.submit(who, f"cv:{rid}:form:join", {"sector": [sector]}))
+
+    async def contribute(self, who: str, rid: str, text: str) -> str:
+        modal = await self.modal(await self.click(who, f"cv:{rid}:contribute"))
+        return await self.reply(await self.submit(who, modal["custom_id"], {"text": text}))
+
+    async def scalar(self, sql: str) -> Any:
+        from sqlalchemy import text
+
+        async with self.app.engine.connect() as conn:
+            return (await conn.execute(text(sql))).scalar()
 
 
 @contextlib.asynccontextmanager

@@ -158,3 +158,4 @@ async def rig(fake: FakeSlackWebAPI, tmp_path: Path, **conveners: Any) -> AsyncI
             await bolt.convene_handlers.wait_idle()  # type: ignore[attr-defined]
     finally:
         await app.aclose()
+        await port.aclose()

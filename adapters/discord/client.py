@@ -1,0 +1,412 @@
+"""The discord.py client: `/convene` commands, buttons and modals, all turned into core calls.
+
+Every interaction gets its first response at once: a modal when the core returns a form, otherwise
+a deferral (``defer(ephemeral=True, thinking=True)`` for commands and modal submits, a silent
+``defer()`` for buttons). The core's private reply then arrives through the outbox as an ephemeral
+follow-up on the interaction's token (see :class:`~adapters.discord.port.DiscordChatPort`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import discord
+from discord import app_commands
+
+from bot.config import DiscordConfig
+from bot.domain.errors import DomainError
+from bot.forms import Form
+from bot.ids import ComponentId
+from bot.messages import Button
+from bot.prompts import PromptKey, Prompts
+from bot.refs import ConversationRef, Platform, UserRef
+from bot.service.commands import Context
+from bot.service.core import Convene, ServiceUnavailable
+from bot.service.textcmd import run_text
+
+from . import render
+from .port import Acks, reply_handle
+
+log = logging.getLogger("convene.discord")
+
+SUBCOMMANDS = (
+    "start",
+    "join",
+    "contribute",
+    "status",
+    "next",
+    "goal",
+    "action",
+    "close",
+    "cancel",
+    "link",
+    "help",
+)
+FORM_SUBCOMMANDS = frozenset({"start", "join", "contribute", "goal", "action"})
+FORM_VERBS = frozenset({"join", "contribute", "rate", "goal", "action"})
+CORE_TIMEOUT = 2.5  # a form must be fetched before Discord's 3 s; otherwise defer and apologise
+PAGE_PREFIX = "cvp"
+_PAGE = re.compile(r"^cvp:(?P<page>\d{1,2}):(?P<form>cv:.+)$")
+DRAFT_TTL = 15 * 60.0
+# Some commands answer only in public (next, close): after this long without a private reply the
+# "thinking..." placeholder of a deferred command is deleted, so nobody is left waiting.
+REPLY_GRACE = 2.0
+
+
+def intents() -> discord.Intents:
+    """Only ``guilds``: slash commands, buttons and modals need no privileged intent."""
+    value = discord.Intents.none()
+    value.guilds = True
+    return value
+
+
+@dataclass
+class _Draft:
+    form: Form
+    values: dict[str, str] = field(default_factory=dict)
+    at: float = 0.0
+
+
+class ConveneButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cv:(?P<rest>.+)"):
+    """Every core button: the whole state is the custom_id, so it works after a restart."""
+
+    def __init__(self, custom_id: str) -> None:
+        super().__init__(discord.ui.Button(custom_id=custom_id))
+        self.action_id = custom_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ConveneButton:
+        return cls(str(getattr(item, "custom_id", "") or match.group(0)))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await cast(ConveneClient, interaction.client).on_button(interaction, self.action_id)
+
+
+class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cvp:(?P<rest>.+)"):
+    """Opens the next modal of a form longer than one modal. Carries only the page and form id."""
+
+    def __init__(self, custom_id: str) -> None:
+        super().__init__(discord.ui.Button(custom_id=custom_id))
+        self.action_id = custom_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ContinueButton:
+        return cls(str(getattr(item, "custom_id", "") or match.group(0)))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await cast(ConveneClient, interaction.client).on_continue(interaction, self.action_id)
+
+
+class ConveneClient(discord.Client):
+    """A bare client (no prefix commands): guilds intent only, no message cache, no chunking, and
+    ``AllowedMentions.none()`` by default."""
+
+    def __init__(
+        self,
+        config: DiscordConfig,
+        prompts: Prompts,
+        *,
+        core: Convene | None = None,
+        acks: Acks | None = None,
+        **overrides: Any,
+    ) -> None:
+        kw: dict[str, Any] = {
+            "intents": intents(),
+            "allowed_mentions": discord.AllowedMentions.none(),
+            "max_messages": None,
+            "chunk_guilds_at_startup": False,
+            "member_cache_flags": discord.MemberCacheFlags.none(),
+        }
+        if config.shard_count:
+            kw["shard_count"] = config.shard_count
+        kw.update(overrides)
+        super().__init__(**kw)
+        self.config = config
+        self.prompts = prompts
+        self.core = core
+        self.acks = acks or Acks()
+        self.tree = app_commands.CommandTree(self)
+        self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        self.tree.add_command(build_group(prompts))
+        self._drafts: dict[tuple[str, str], _Draft] = {}
+        self.reply_grace = REPLY_GRACE
+        self.core_timeout = CORE_TIMEOUT
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(ConveneButton, ContinueButton)
+
+    # --- people and places --------------------------------------------------------------------
+
+    def is_convener(self, user: discord.abc.User) -> bool:
+        conveners = self.config.conveners
+        if str(user.id) in conveners.user_ids:
+            return True
+        role_ids = {str(r.id) for r in getattr(user, "roles", ())}
+        role_ids |= {str(r) for r in getattr(user, "_roles", ())}
+        return bool(role_ids & set(conveners.role_ids))
+
+    def context(self, interaction: discord.Interaction) -> Context:
+        workspace = str(interaction.guild_id) if interaction.guild_id else "@me"
+        user = interaction.user
+        return Context(
+            actor=UserRef(Platform.DISCORD, workspace, str(user.id), user.display_name),
+            where=ConversationRef(Platform.DISCORD, workspace, str(interaction.channel_id or 0)),
+            reply_handle=reply_handle(interaction.application_id, interaction.token),
+            request_id=f"discord:{interaction.id}",
+            is_convener=self.is_convener(user),
+        )
+
+    def _core(self) -> Convene:
+        if self.core is None:
+            raise ServiceUnavailable("core not attached")
+        return self.core
+
+    # --- first responses ----------------------------------------------------------------------
+
+    async def _defer(self, interaction: discord.Interaction, *, thinking: bool) -> None:
+        if not interaction.response.is_done():
+            if thinking:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            else:
+                await interaction.response.defer()
+        self.acks.done(interaction.token)
+
+    async def _settle_thinking(self, interaction: discord.Interaction) -> None:
+        """Remove the "thinking..." placeholder if the core sent no private reply."""
+        if await self.acks.wait_replied(interaction.token, self.reply_grace):
+            return
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as err:
+            log.info("could not remove a deferred placeholder: %s", err.status)
+
+    async def say(self, interaction: discord.Interaction, code: str) -> None:
+        """An error the core cannot queue (storage down, a bug): rendered from prompts, sent here."""
+        text = self.prompts.render(PromptKey.ERROR, {"code": code})
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=render.NO_MENTIONS)
+            else:
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=render.NO_MENTIONS
+                )
+        except discord.HTTPException as err:
+            log.warning("could not tell the person about %s: %s", code, err.status)
+        finally:
+            self.acks.done(interaction.token)
+
+    async def _guarded(self, interaction: discord.Interaction, work: Any) -> None:
+        """Run ``work`` (a coroutine) so that nothing escapes as a traceback to the person."""
+        self.acks.begin(interaction.token)
+        try:
+            await work
+        except ServiceUnavailable:
+            await self.say(interaction, "service_unavailable")
+        except TimeoutError:
+            await self.say(interaction, "busy_try_again")
+        except Exception:
+            log.exception("discord interaction failed")
+            await self.say(interaction, "internal_error")
+        finally:
+            self.acks.done(interaction.token)
+
+    async def _form_or_defer(self, interaction: discord.Interaction, fetch: Any) -> None:
+        async with asyncio.timeout(self.core_timeout):
+            form = await fetch
+        if isinstance(form, Form):
+            await self.send_form(interaction, form, 1)
+        else:  # the core queued a private refusal
+            await self._defer(interaction, thinking=interaction.type != discord.InteractionType.component)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def on_command(self, interaction: discord.Interaction, sub: str, arg: str = "") -> None:
+        await self._guarded(interaction, self._command(interaction, sub, arg))
+
+    async def _command(self, interaction: discord.Interaction, sub: str, arg: str) -> None:
+        ctx = self.context(interaction)
+        core = self._core()
+        text = f"{sub} {arg}".strip()
+        if interaction.guild_id is None:
+            await self._defer(interaction, thinking=True)
+            await core.refuse(ctx, DomainError("direct_message"))
+        elif sub in FORM_SUBCOMMANDS:
+            await self._form_or_defer(interaction, run_text(core, ctx, text))
+        else:
+            await self._defer(interaction, thinking=True)
+            await run_text(core, ctx, text)
+            await self._settle_thinking(interaction)
+
+    async def _on_tree_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        log.info("unreadable command: %s", type(error).__name__)
+        await self._guarded(interaction, self._refuse(interaction, "malformed_request", thinking=True))
+
+    async def _refuse(self, interaction: discord.Interaction, code: str, *, thinking: bool) -> None:
+        await self._defer(interaction, thinking=thinking)
+        await self._core().refuse(self.context(interaction), DomainError(code))
+
+    # --- buttons ------------------------------------------------------------------------------
+
+    async def on_button(self, interaction: discord.Interaction, action_id: str) -> None:
+        await self._guarded(interaction, self._button(interaction, action_id))
+
+    async def _button(self, interaction: discord.Interaction, action_id: str) -> None:
+        ctx = self.context(interaction)
+        core = self._core()
+        cid = ComponentId.decode(action_id)
+        if cid is not None and cid.verb in FORM_VERBS:
+            await self._form_or_defer(interaction, core.press(ctx, action_id))
+            return
+        # Votes and the rest: acknowledge silently first, the confirmation follows privately.
+        await self._defer(interaction, thinking=False)
+        form = await core.press(ctx, action_id)
+        if form is not None:  # not expected for these verbs; never leave the person without an answer
+            await core.refuse(ctx, DomainError("unknown_button"))
+
+    # --- forms (modals) -----------------------------------------------------------------------
+
+    def _page_id(self, form: Form, page: int, total: int) -> str:
+        if total == 1:
+            return form.form_id
+        return f"{PAGE_PREFIX}:{page}:{form.form_id}"
+
+    async def send_form(self, interaction: discord.Interaction, form: Form, page: int) -> None:
+        pages = render.form_pages(form)
+        page = max(1, min(page, len(pages)))
+        current = pages[page - 1]
+        key = (str(interaction.user.id), form.form_id)
+        draft = self._drafts.get(key)
+        if len(pages) > 1 and (draft is None or page == 1):
+            draft = self._drafts[key] = _Draft(form, at=asyncio.get_running_loop().time())
+        initials = dict(draft.values) if draft else {}
+        title = form.title if len(pages) == 1 else f"{form.title} ({page}/{len(pages)})"
+        modal = render.FormModal(title, self._page_id(form, page, len(pages)), current, initials)
+        await interaction.response.send_modal(modal)
+        self.acks.done(interaction.token)
+
+    async def on_continue(self, interaction: discord.Interaction, custom_id: str) -> None:
+        await self._guarded(interaction, self._continue(interaction, custom_id))
+
+    async def _continue(self, interaction: discord.Interaction, custom_id: str) -> None:
+        m = _PAGE.match(custom_id)
+        cid = ComponentId.decode(m.group("form")) if m else None
+        if m is None or cid is None or cid.verb != "form" or not cid.args:
+            await self._refuse(interaction, "unknown_button", thinking=False)
+            return
+        ctx = self.context(interaction)
+        name, arg = cid.args[0], (cid.args[1] if len(cid.args) > 1 else None)
+        rid = None if cid.round_id == "-" else cid.round_id
+        async with asyncio.timeout(self.core_timeout):
+            form = await self._core().open_form(ctx, name, round_id=rid, arg=arg)
+        if form is None:
+            await self._defer(interaction, thinking=False)
+            return
+        await self.send_form(interaction, form, int(m.group("page")))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        """Modal submits (all of them: restart-safe) and clicks on ids no DynamicItem matches."""
+        data: dict[str, Any] = dict(interaction.data or {})
+        custom_id = data.get("custom_id")
+        if interaction.type == discord.InteractionType.modal_submit:
+            await self._guarded(interaction, self._modal_submit(interaction, custom_id, data))
+        elif interaction.type == discord.InteractionType.component and (
+            not isinstance(custom_id, str) or not re.match(r"^cvp?:", custom_id)
+        ):
+            await self._guarded(interaction, self._refuse(interaction, "unknown_button", thinking=False))
+
+    async def _modal_submit(
+        self, interaction: discord.Interaction, custom_id: Any, data: dict[str, Any]
+    ) -> None:
+        if not isinstance(custom_id, str):
+            await self._refuse(interaction, "malformed_request", thinking=True)
+            return
+        values = render.modal_values(data.get("components"))
+        user = str(interaction.user.id)
+        m = _PAGE.match(custom_id)
+        if m is not None:
+            form_id, page = m.group("form"), int(m.group("page"))
+            self._prune_drafts()
+            draft = self._drafts.get((user, form_id))
+            total = len(render.form_pages(draft.form)) if draft else page
+            if draft is not None:
+                draft.values.update(values)
+            if draft is not None and page < total:
+                nxt = f"{PAGE_PREFIX}:{page + 1}:{form_id}"
+                label = self.prompts.label("buttons", "continue")
+                button = Button(nxt, label, "primary")
+                view = render.view_for(((button,),))
+                assert view is not None
+                await interaction.response.send_message(
+                    draft.form.intro[: render.MAX_CONTENT] or draft.form.title,
+                    view=view,
+                    ephemeral=True,
+                    allowed_mentions=render.NO_MENTIONS,
+                )
+                self.acks.done(interaction.token)
+                return
+            if draft is not None:
+                values = draft.values
+                self._drafts.pop((user, form_id), None)
+            custom_id = form_id
+        await self._defer(interaction, thinking=True)
+        await self._core().submit_form(self.context(interaction), custom_id, values)
+        await self._settle_thinking(interaction)
+
+    def _prune_drafts(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for key in [k for k, d in self._drafts.items() if now - d.at > DRAFT_TTL]:
+            self._drafts.pop(key, None)
+
+
+def build_group(prompts: Prompts) -> app_commands.Group:
+    """``/convene`` and its subcommands. Descriptions come from ``labels.yaml`` (``commands``)."""
+
+    def describe(name: str) -> str:
+        return prompts.label("commands", name)[:100] or name
+
+    group = app_commands.Group(name="convene", description=describe("convene"), guild_only=True)
+
+    def plain(sub: str) -> app_commands.Command[Any, Any, None]:
+        async def callback(interaction: discord.Interaction) -> None:
+            await cast(ConveneClient, interaction.client).on_command(interaction, sub)
+
+        return app_commands.Command(name=sub, description=describe(sub), callback=callback)
+
+    async def link(interaction: discord.Interaction, code: app_commands.Range[str, 1, 40]) -> None:
+        await cast(ConveneClient, interaction.client).on_command(interaction, "link", code)
+
+    async def goal(
+        interaction: discord.Interaction, idea: app_commands.Range[int, 1, 999_999] | None = None
+    ) -> None:
+        arg = str(idea) if idea is not None else ""
+        await cast(ConveneClient, interaction.client).on_command(interaction, "goal", arg)
+
+    async def action(
+        interaction: discord.Interaction, goal: app_commands.Range[int, 1, 999_999] | None = None
+    ) -> None:
+        arg = str(goal) if goal is not None else ""
+        await cast(ConveneClient, interaction.client).on_command(interaction, "action", arg)
+
+    special: dict[str, Any] = {
+        "link": app_commands.describe(code=describe("option_code"))(link),
+        "goal": app_commands.describe(idea=describe("option_idea"))(goal),
+        "action": app_commands.describe(goal=describe("option_goal"))(action),
+    }
+    for sub in SUBCOMMANDS:
+        if sub in special:
+            group.add_command(
+                app_commands.Command(name=sub, description=describe(sub), callback=special[sub])
+            )
+        else:
+            group.add_command(plain(sub))
+    return group

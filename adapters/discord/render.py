@@ -1,0 +1,238 @@
+"""Pure conversions between the core's neutral output and Discord's limits (no network here).
+
+* :func:`escape` makes user text inert: no mention can fire, no markdown or masked link works.
+* :func:`chunk` splits a :class:`~bot.messages.Rendered` into messages of at most 2,000
+  characters and five rows of five buttons, keeping each block's buttons with its text.
+* :func:`form_pages` splits a :class:`~bot.forms.Form` into modals of at most five components.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import discord
+from discord.utils import escape_markdown, escape_mentions
+
+from bot.forms import Form, FormField
+from bot.messages import Block, Button, Rendered
+
+MAX_CONTENT = 2000
+MAX_ROWS = 5
+MAX_ROW_BUTTONS = 5
+MAX_BUTTON_LABEL = 80
+MAX_MODAL_TITLE = 45
+MAX_MODAL_ITEMS = 5
+MAX_LABEL = 45
+MAX_DESCRIPTION = 100
+MAX_TEXT_INPUT = 4000
+MAX_TEXT_DISPLAY = 4000
+MAX_SELECT_OPTIONS = 25
+ZWSP = "\u200b"
+
+NO_MENTIONS = discord.AllowedMentions.none()
+
+# Mention-like syntax escape_mentions leaves alone (it only handles 17-20 digit ids).
+_MENTION_SYNTAX = re.compile(r"<([@#])")
+
+_STYLES = {
+    "primary": discord.ButtonStyle.primary,
+    "danger": discord.ButtonStyle.danger,
+    "default": discord.ButtonStyle.secondary,
+}
+
+
+def escape(text: str) -> str:
+    """User text made inert in Discord markup. ``@everyone``/``@here``, ``<@id>``, ``<@&role>``
+    and ``<#channel>`` get a zero-width space; markdown (bold, headings, masked links) is escaped.
+    ``AllowedMentions.none()`` on every send is the second, independent layer."""
+    text = escape_markdown(escape_mentions(text))
+    return _MENTION_SYNTAX.sub(lambda m: f"<{m.group(1)}{ZWSP}", text)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One Discord message: content plus button rows."""
+
+    content: str
+    rows: tuple[tuple[Button, ...], ...] = ()
+
+
+def _rows(buttons: tuple[Button, ...]) -> list[tuple[Button, ...]]:
+    return [buttons[i : i + MAX_ROW_BUTTONS] for i in range(0, len(buttons), MAX_ROW_BUTTONS)]
+
+
+def _split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
+    """Split at line breaks (then spaces, then anywhere) into pieces of at most ``limit``."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = rest.rfind("\n", 0, limit + 1)
+        if cut <= 0:
+            cut = rest.rfind(" ", 0, limit + 1)
+        if cut <= 0:
+            cut = limit
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip("\n ")
+    if rest or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
+def chunk(message: Rendered) -> list[Chunk]:
+    """Messages for ``message``: blocks joined by blank lines while they fit in 2,000 characters
+    and five button rows; a block longer than that is split and keeps its buttons on its last piece."""
+    out: list[Chunk] = []
+    text = ""
+    rows: list[tuple[Button, ...]] = []
+
+    def flush() -> None:
+        nonlocal text, rows
+        if text or rows:
+            out.append(Chunk(text, tuple(rows)))
+        text, rows = "", []
+
+    for block in message.blocks:
+        block_rows = _rows(block.buttons)
+        pieces = _split_text(block.text) if block.text else [""]
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1
+            piece_rows = block_rows if last else []
+            joined = f"{text}\n\n{piece}" if text and piece else (text or piece)
+            if len(joined) > MAX_CONTENT or len(rows) + len(piece_rows) > MAX_ROWS:
+                flush()
+                joined = piece
+            text = joined
+            for row in piece_rows:
+                if len(rows) == MAX_ROWS:
+                    flush()
+                rows.append(row)
+    flush()
+    return out or [Chunk("")]
+
+
+def view_for(rows: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
+    """A stopped View (so discord.py keeps nothing in memory): clicks are decoded from the
+    ``custom_id`` by the client's DynamicItem, which also works after a restart."""
+    if not rows:
+        return None
+    view = discord.ui.View(timeout=None)
+    for r, row in enumerate(rows):
+        for b in row:
+            view.add_item(
+                discord.ui.Button(
+                    label=b.label[:MAX_BUTTON_LABEL],
+                    custom_id=b.action_id,
+                    style=_STYLES.get(b.style, discord.ButtonStyle.secondary),
+                    row=r,
+                )
+            )
+    view.stop()
+    return view
+
+
+def rendered_of(text: str) -> Rendered:
+    return Rendered((Block(text),))
+
+
+# --- modals --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One modal of a form: ``number`` counts from 1 of ``total``."""
+
+    number: int
+    total: int
+    fields: tuple[FormField, ...]
+    intro: str = ""
+
+
+def form_pages(form: Form) -> list[Page]:
+    """A form in modals of at most five components. A form that fits with room to spare shows
+    its intro (the charter, for joining) as a text display at the top; a longer one (the goal
+    form has ten fields) becomes several modals chained by a private "continue" button."""
+    fields = form.fields
+    if len(fields) < MAX_MODAL_ITEMS and form.intro:
+        return [Page(1, 1, fields, form.intro)]
+    groups = [fields[i : i + MAX_MODAL_ITEMS] for i in range(0, len(fields), MAX_MODAL_ITEMS)] or [()]
+    return [Page(i + 1, len(groups), g) for i, g in enumerate(groups)]
+
+
+def _label_text(label: str) -> tuple[str, str | None]:
+    if len(label) <= MAX_LABEL:
+        return label, None
+    return label[: MAX_LABEL - 1].rstrip() + "…", label[:MAX_DESCRIPTION]
+
+
+def field_item(field: FormField, initial: str | None = None) -> discord.ui.Item[discord.ui.Modal]:
+    """A Label (type 18) around a TextInput, or around a Select for choice fields."""
+    value = field.initial if initial is None else initial
+    text, description = _label_text(field.label)
+    component: discord.ui.Item[discord.ui.Modal]
+    if field.kind == "select" and 0 < len(field.options) <= MAX_SELECT_OPTIONS:
+        component = discord.ui.Select(
+            custom_id=field.name,
+            options=[
+                discord.SelectOption(label=o.label[:100], value=o.value[:100], default=o.value == value)
+                for o in field.options
+            ],
+            min_values=1 if field.required else 0,
+            max_values=1,
+            required=field.required,
+        )
+    else:
+        max_length = min(field.max_length or MAX_TEXT_INPUT, MAX_TEXT_INPUT)
+        min_length = min(field.min_length, max_length) if field.min_length else None
+        component = discord.ui.TextInput(
+            custom_id=field.name,
+            style=discord.TextStyle.paragraph if field.kind == "long" else discord.TextStyle.short,
+            required=field.required,
+            # Discord's counter helps people; the core validates again whatever arrives.
+            max_length=max_length,
+            min_length=min_length,
+            default=value[:max_length] or None,
+            placeholder=field.placeholder[:100] or None,
+        )
+    return discord.ui.Label(text=text, description=description, component=component)
+
+
+class FormModal(discord.ui.Modal):
+    """A modal built from a core Form page. Its submission is handled by the client's
+    ``on_interaction`` (restart-safe), so ``on_submit`` does nothing here."""
+
+    def __init__(self, title: str, custom_id: str, page: Page, initials: dict[str, str]) -> None:
+        super().__init__(title=title[:MAX_MODAL_TITLE], custom_id=custom_id, timeout=None)
+        if page.intro:
+            self.add_item(discord.ui.TextDisplay(page.intro[:MAX_TEXT_DISPLAY]))
+        for f in page.fields:
+            self.add_item(field_item(f, initials.get(f.name)))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        return None
+
+
+def modal_values(components: object) -> dict[str, str]:
+    """``{custom_id: value}`` from a MODAL_SUBMIT payload's components (Labels, action rows,
+    text inputs, selects), tolerant of anything malformed."""
+    values: dict[str, str] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        cid = node.get("custom_id")
+        if isinstance(cid, str):
+            if isinstance(node.get("value"), str):
+                values[cid] = node["value"]
+            elif isinstance(node.get("values"), list):
+                picked = [v for v in node["values"] if isinstance(v, str)]
+                values[cid] = picked[0] if picked else ""
+        walk(node.get("components"))
+        walk(node.get("component"))
+
+    walk(components)
+    return values

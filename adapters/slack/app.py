@@ -1,0 +1,622 @@
+"""The slack-bolt AsyncApp in front of the core: `/convene`, ``cv:`` buttons and ``cv:`` modals.
+
+Ack first, work after: slash commands and button clicks are acknowledged before the core runs (its
+replies go through the outbox as ephemerals or channel posts). Modal submissions call the core
+*before* the ack, because field errors travel inside the ack (``response_action: errors``); that
+call is one short transaction.
+
+Deliveries are handled once: Events API deliveries by ``event_id`` (Slack retries them), slash
+commands and clicks by ``trigger_id`` (here), and every core command by its ``request_id`` (the
+core's inbox), which is also what makes a modal submitted twice count once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config import SlackConfig
+from bot.domain.errors import DomainError
+from bot.forms import Form, FormField
+from bot.messages import Block, Rendered
+from bot.prompts import PromptKey
+from bot.refs import ConversationRef, Platform, UserRef
+from bot.service.commands import Context
+from bot.service.core import Convene, ServiceUnavailable
+from bot.service.textcmd import run_text
+
+from .port import SlackChatPort, escape, plain, split_text, to_mrkdwn
+
+log = logging.getLogger("convene.slack")
+
+COMMAND = "/convene"
+ACTION_PATTERN = re.compile(r"^cv:")
+MAX_MODAL_TITLE = 24
+MAX_MODAL_BLOCKS = 100
+MAX_LABEL = 2000
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_OPTIONS = 100
+MAX_PLACEHOLDER = 150
+MAX_INPUT = 3000
+MAX_SIGNATURE_AGE = 300  # seconds; Slack's own rule (and slack_sdk's SignatureVerifier)
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
+
+
+class Malformed(Exception):
+    """A payload without the fields Slack always sends; refused, never a traceback."""
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+class SeenIds:
+    """Ids seen in the last ``ttl`` seconds (at most ``size``): in-process redelivery dedupe."""
+
+    def __init__(
+        self, ttl: float = 3600.0, size: int = 50_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        now = self.clock()
+        while self._seen and (
+            len(self._seen) >= self.size or next(iter(self._seen.values())) < now - self.ttl
+        ):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+class ConvenerCheck:
+    """Conveners named in config: user ids, or members of user groups (``usergroups.users.list``,
+    cached for ``ttl`` seconds; a failed lookup counts as "not a member" and is retried next time)."""
+
+    def __init__(self, config: SlackConfig, client: AsyncWebClient, ttl: float = 300.0) -> None:
+        self.user_ids = frozenset(config.conveners.user_ids)
+        self.groups = tuple(config.conveners.usergroup_ids)
+        self.client = client
+        self.ttl = ttl
+        self._members: dict[str, tuple[float, frozenset[str]]] = {}
+
+    async def __call__(self, user_id: str) -> bool:
+        if user_id in self.user_ids:
+            return True
+        for group in self.groups:
+            if user_id in await self._group(group):
+                return True
+        return False
+
+    async def _group(self, group: str) -> frozenset[str]:
+        now = time.monotonic()
+        cached = self._members.get(group)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            resp = await asyncio.wait_for(self.client.usergroups_users_list(usergroup=group), 2.0)
+            users = resp.get("users")
+            members = (
+                frozenset(u for u in users if isinstance(u, str)) if isinstance(users, list) else frozenset()
+            )
+        except Exception as err:
+            log.warning("usergroups.users.list failed for a convener group: %s", type(err).__name__)
+            return cached[1] if cached is not None else frozenset()
+        self._members[group] = (now + self.ttl, members)
+        return members
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise Malformed
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _dig(body: Mapping[str, Any], *path: str) -> Any:
+    value: Any = body
+    for key in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _team(body: Mapping[str, Any]) -> str:
+    team = _dig(body, "team", "id") or body.get("team_id") or _dig(body, "user", "team_id")
+    return _str(team)
+
+
+# --- forms as modals ----------------------------------------------------------------------------
+
+
+def _plain(text: str, limit: int) -> dict[str, Any]:
+    return {"type": "plain_text", "text": (plain(text)[:limit] or "·"), "emoji": True}
+
+
+def _option(value: str, label: str) -> dict[str, Any]:
+    return {"text": _plain(label, MAX_OPTION_TEXT), "value": value[:MAX_OPTION_VALUE]}
+
+
+def _element(f: FormField, label: Callable[[str, str], str]) -> dict[str, Any]:
+    el: dict[str, Any]
+    if f.kind == "select" and f.options:
+        options = [_option(o.value, o.label) for o in f.options[:MAX_OPTIONS]]
+        el = {"type": "static_select", "options": options}
+        initial = next((o for o in options if o["value"] == f.initial), None)
+        if initial is not None:
+            el["initial_option"] = initial
+    elif f.kind == "bool":
+        options = [_option(v, label("answers", v)) for v in ("yes", "no")]
+        el = {"type": "static_select", "options": options}
+        initial = next((o for o in options if o["value"] == f.initial.strip().lower()), None)
+        if initial is not None:
+            el["initial_option"] = initial
+    elif f.kind == "date":
+        el = {"type": "datepicker"}
+        try:
+            el["initial_date"] = dt.date.fromisoformat(f.initial).isoformat()
+        except ValueError:
+            pass
+    else:
+        el = {"type": "plain_text_input", "multiline": f.kind == "long"}
+        if f.max_length:
+            el["max_length"] = min(f.max_length, MAX_INPUT)
+        if f.min_length and f.min_length <= el.get("max_length", MAX_INPUT):
+            el["min_length"] = f.min_length
+        if f.initial:
+            el["initial_value"] = f.initial[: el.get("max_length", MAX_INPUT)]
+    if f.placeholder and el["type"] in ("plain_text_input", "static_select", "datepicker"):
+        el["placeholder"] = _plain(f.placeholder, MAX_PLACEHOLDER)
+    el["action_id"] = f.name
+    return el
+
+
+def form_view(form: Form, channel_id: str, label: Callable[[str, str], str]) -> dict[str, Any]:
+    """A neutral form as a Slack modal. ``callback_id`` is the form id; ``private_metadata``
+    carries the channel so the submission knows its conversation. The intro is escaped whole
+    (it may hold a round's title and purpose) and shown as mrkdwn sections."""
+    inputs = [
+        {
+            "type": "input",
+            "block_id": f.name,
+            "optional": not f.required,
+            "label": _plain(f.label, MAX_LABEL),
+            "element": _element(f, label),
+        }
+        for f in form.fields
+    ]
+    room = MAX_MODAL_BLOCKS - len(inputs)
+    intro = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
+        for piece in (split_text(to_mrkdwn(escape(form.intro))) if form.intro.strip() else [])
+    ][:room]
+    return {
+        "type": "modal",
+        "callback_id": form.form_id,
+        "title": _plain(form.title, MAX_MODAL_TITLE),
+        "submit": _plain(form.submit, MAX_MODAL_TITLE),
+        "private_metadata": json.dumps({"c": channel_id}),
+        "blocks": [*intro, *inputs],
+    }
+
+
+def view_values(view: Mapping[str, Any]) -> dict[str, str]:
+    """``{field: text}`` from a submitted view's state (empty string for an empty input)."""
+    state = _dig(view, "state", "values")
+    if not isinstance(state, Mapping):
+        raise Malformed
+    out: dict[str, str] = {}
+    for block_id, actions in state.items():
+        if not isinstance(actions, Mapping):
+            raise Malformed
+        for action in actions.values():
+            if not isinstance(action, Mapping):
+                raise Malformed
+            kind = action.get("type")
+            if kind in ("static_select", "radio_buttons"):
+                value = _dig(action, "selected_option", "value")
+            elif kind == "datepicker":
+                value = action.get("selected_date")
+            else:
+                value = action.get("value")
+            out[str(block_id)[:64]] = value if isinstance(value, str) else ""
+    return out
+
+
+def _input_block_ids(view: Mapping[str, Any]) -> list[str]:
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return []
+    return [
+        b["block_id"]
+        for b in blocks
+        if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+    ]
+
+
+def _errors_for_view(errors: dict[str, str], view: Mapping[str, Any]) -> dict[str, str]:
+    """Field errors keyed by the view's block ids (Slack rejects unknown ones)."""
+    ids = _input_block_ids(view)
+    known = {k: v for k, v in errors.items() if k in ids}
+    if len(known) < len(errors) and ids:
+        extra = " ".join(v for k, v in errors.items() if k not in ids)
+        first = next((k for k in ids if k in known), ids[0])
+        known[first] = f"{known.get(first, '')} {extra}".strip()
+    return known
+
+
+# --- the bolt app -------------------------------------------------------------------------------
+
+
+@dataclass
+class SlackHandlers:
+    """What the listeners share; exposed for tests and the runner."""
+
+    core: Convene
+    config: SlackConfig
+    client: AsyncWebClient
+    conveners: ConvenerCheck
+    seen: SeenIds
+    busy: int = 0
+    _idle: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        self.busy += 1
+        if self._idle is not None:
+            self._idle.clear()
+
+    def leave(self) -> None:
+        self.busy -= 1
+        if self.busy == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Until no listener is running (tests and shutdown: work continues after each ack)."""
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        if self.busy == 0:
+            return
+        self._idle.clear()
+        await self._idle.wait()
+
+    async def context(
+        self,
+        body: Mapping[str, Any],
+        *,
+        user_id: Any,
+        user_name: Any,
+        channel_id: Any,
+        request_id: str | None,
+        reply_handle: str | None,
+    ) -> Context:
+        team = _team(body)
+        user = _str(user_id)
+        channel = _str(channel_id)
+        name = user_name if isinstance(user_name, str) else ""
+        return Context(
+            actor=UserRef(Platform.SLACK, team, user, name[:80]),
+            where=ConversationRef(Platform.SLACK, team, channel),
+            reply_handle=reply_handle,
+            request_id=request_id,
+            is_convener=await self.conveners(user),
+        )
+
+    async def open_form(self, form: Form | None, trigger_id: Any, channel_id: str) -> None:
+        if form is None or not isinstance(trigger_id, str):
+            return
+        view = form_view(form, channel_id, self.core.prompts.label)
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=view)
+        except Exception as err:  # an expired trigger: the person clicks again
+            log.warning("views.open failed: %s", _reason(err))
+
+    async def guarded(self, ctx: Context | None, work: Callable[[], Awaitable[None]]) -> None:
+        """Run core work after the ack; storage trouble and bugs become a private apology."""
+        try:
+            await work()
+        except ServiceUnavailable:
+            if ctx is not None:
+                await self.say_privately(ctx, "service_unavailable")
+        except Exception as err:
+            log.error("slack request failed: %s", type(err).__name__)
+            if ctx is not None:
+                await self.say_privately(ctx, "internal_error")
+
+    async def refuse(self, ctx: Context | None, code: str) -> None:
+        if ctx is None:
+            log.warning("refused a malformed Slack payload from an unknown sender")
+            return
+        await self.guarded(ctx, lambda: self.core.refuse(ctx, DomainError(code)))
+
+    async def say_privately(self, ctx: Context, code: str) -> None:
+        """An error told directly (not through the outbox, which may be what is failing)."""
+        port = SlackChatPort(self.client, pool=False)  # a rare path: no session to close
+        text = self.core.prompts.render(PromptKey.ERROR, {"code": code}, escape)
+        try:
+            await port.post_private(ctx.where, ctx.actor.user_id, Rendered((Block(text),)), ctx.reply_handle)
+        except Exception as err:
+            log.warning("could not tell a person about an error: %s", _reason(err))
+
+    def error_text(self, code: str) -> str:
+        return plain(self.core.prompts.render(PromptKey.ERROR, {"code": code}))
+
+
+def _reason(err: Exception) -> str:
+    data = getattr(getattr(err, "response", None), "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    return str(code or type(err).__name__)
+
+
+def _is_direct(channel_id: Any, channel_name: Any) -> bool:
+    return (isinstance(channel_id, str) and channel_id.startswith("D")) or (
+        isinstance(channel_name, str)
+        and (channel_name == "directmessage" or channel_name.startswith("mpdm-"))
+    )
+
+
+def create_bolt_app(
+    core: Convene,
+    config: SlackConfig,
+    *,
+    client: AsyncWebClient,
+    signing_secret: str | None = None,
+) -> AsyncApp:
+    """The bolt app. ``client`` carries the bot token and ``base_url=config.api_base_url`` (bolt's
+    lazy ``auth.test`` goes there too). Without a signing secret (Socket Mode) request
+    verification is off; HTTP mode also verifies in front of bolt (`web_app`)."""
+    bolt = AsyncApp(
+        client=client,
+        signing_secret=signing_secret or "",
+        request_verification_enabled=signing_secret is not None,
+        process_before_response=False,
+        logger=logging.getLogger("convene.slack.bolt"),
+    )
+    h = SlackHandlers(core, config, client, ConvenerCheck(config, client), SeenIds())
+    bolt.convene_handlers = h  # type: ignore[attr-defined]
+
+    @bolt.middleware
+    async def dedupe(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
+        key: str | None = None
+        if body.get("type") == "event_callback" and isinstance(body.get("event_id"), str):
+            key = "ev:" + body["event_id"]
+        elif body.get("type") != "view_submission" and isinstance(body.get("trigger_id"), str):
+            key = "tr:" + body["trigger_id"]  # slash commands and clicks
+        if key is not None and not h.seen.first_time(key):
+            return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+        return await next()
+
+    def tracked(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def run(ack: AsyncAck, body: dict[str, Any]) -> None:
+            h.enter()
+            try:
+                await fn(ack, body)
+            finally:
+                h.leave()
+
+        return run
+
+    @bolt.command(COMMAND)
+    @tracked
+    async def on_command(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        channel_id, text, trigger = body.get("channel_id"), body.get("text"), body.get("trigger_id")
+        try:
+            ctx = await h.context(
+                body,
+                user_id=body.get("user_id"),
+                user_name=body.get("user_name"),
+                channel_id=channel_id,
+                request_id=f"slack:{trigger}" if isinstance(trigger, str) and trigger else None,
+                reply_handle=_opt_str(body.get("response_url")),
+            )
+        except Malformed:
+            await h.refuse(None, "malformed_request")
+            return
+        if not isinstance(text, str):
+            await h.refuse(ctx, "malformed_request")
+            return
+        if _is_direct(channel_id, body.get("channel_name")) and text.strip().lower() not in ("", "help"):
+            await h.refuse(ctx, "direct_message")
+            return
+
+        async def work() -> None:
+            form = await run_text(core, ctx, text[:4000])
+            await h.open_form(form, trigger, ctx.where.channel_id)
+
+        await h.guarded(ctx, work)
+
+    @bolt.action(ACTION_PATTERN)
+    @tracked
+    async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
+        action_id, trigger = action.get("action_id"), body.get("trigger_id")
+        channel_id = _dig(body, "channel", "id") or _dig(body, "container", "channel_id")
+        if channel_id is None:  # a button inside one of our modals (none today)
+            channel_id = _metadata_channel(body.get("view"))
+        try:
+            ctx = await h.context(
+                body,
+                user_id=_dig(body, "user", "id"),
+                user_name=_dig(body, "user", "username") or _dig(body, "user", "name"),
+                channel_id=channel_id,
+                request_id=f"slack:{trigger}" if isinstance(trigger, str) and trigger else None,
+                reply_handle=_opt_str(body.get("response_url")),
+            )
+        except Malformed:
+            await h.refuse(None, "malformed_request")
+            return
+        if not isinstance(action_id, str):
+            await h.refuse(ctx, "malformed_request")
+            return
+
+        async def work() -> None:
+            form = await core.press(ctx, action_id)
+            await h.open_form(form, trigger, ctx.where.channel_id)
+
+        await h.guarded(ctx, work)
+
+    @bolt.view(ACTION_PATTERN)
+    @tracked
+    async def on_view(ack: AsyncAck, body: dict[str, Any]) -> None:
+        view = body.get("view") if isinstance(body.get("view"), dict) else {}
+        assert isinstance(view, dict)
+        try:
+            view_id = _str(view.get("id"))
+            ctx = await h.context(
+                body,
+                user_id=_dig(body, "user", "id"),
+                user_name=_dig(body, "user", "username") or _dig(body, "user", "name"),
+                channel_id=_metadata_channel(view),
+                request_id=f"slack:view:{view_id}",
+                reply_handle=None,
+            )
+            values = view_values(view)
+        except Malformed:
+            await ack()
+            await h.refuse(None, "malformed_request")
+            return
+        try:
+            errors = await core.submit_form(ctx, str(view.get("callback_id")), values, inline_errors=True)
+        except ServiceUnavailable:
+            # Keep the modal (and what was typed) open with the apology on the first field.
+            ids = _input_block_ids(view)
+            if ids:
+                await ack(response_action="errors", errors={ids[0]: h.error_text("service_unavailable")})
+            else:
+                await ack()
+                await h.say_privately(ctx, "service_unavailable")
+            return
+        except Exception as err:
+            log.error("slack view submission failed: %s", type(err).__name__)
+            await ack()
+            await h.say_privately(ctx, "internal_error")
+            return
+        shown = _errors_for_view(errors, view) if errors else {}
+        if shown:
+            await ack(response_action="errors", errors=shown)
+        else:
+            await ack()
+
+    @bolt.event("message")
+    @tracked
+    async def on_message(ack: AsyncAck, body: dict[str, Any]) -> None:
+        """Ideas are never taken from DMs (workspace exports); say so, privately."""
+        await ack()
+        event = body.get("event") if isinstance(body.get("event"), dict) else {}
+        assert isinstance(event, dict)
+        if event.get("channel_type") not in ("im", "mpim") or event.get("bot_id") or event.get("subtype"):
+            return
+        try:
+            ctx = await h.context(
+                body,
+                user_id=event.get("user"),
+                user_name="",
+                channel_id=event.get("channel"),
+                request_id=f"slack:{body.get('event_id')}",
+                reply_handle=None,
+            )
+        except Malformed:
+            await h.refuse(None, "malformed_request")
+            return
+        await h.refuse(ctx, "direct_message")
+
+    return bolt
+
+
+def _metadata_channel(view: Any) -> str:
+    raw = _dig(view, "private_metadata") if isinstance(view, Mapping) else None
+    try:
+        data = json.loads(raw) if isinstance(raw, str) else None
+    except ValueError:
+        raise Malformed from None
+    return _str(data.get("c") if isinstance(data, dict) else None)
+
+
+# --- HTTP mode ----------------------------------------------------------------------------------
+
+
+def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float) -> bool:
+    """Slack's v0 signature, checked defensively: any odd header is a plain ``False``."""
+    if not timestamp or not signature or not _TIMESTAMP.match(timestamp) or not _SIGNATURE.match(signature):
+        return False
+    if abs(now - int(timestamp)) > MAX_SIGNATURE_AGE:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def web_app(
+    bolt: AsyncApp,
+    signing_secret: str,
+    path: str = "/slack/events",
+    *,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """The HTTP-mode endpoint. Signatures are verified here, before bolt sees anything (so an odd
+    timestamp cannot reach bolt's parser, and no request body is ever logged); bolt verifies again."""
+    if not signing_secret:
+        raise ValueError("HTTP mode needs a signing secret")
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if not signature_ok(
+            signing_secret,
+            body,
+            request.headers.get("X-Slack-Request-Timestamp"),
+            request.headers.get("X-Slack-Signature"),
+            clock(),
+        ):
+            log.info("rejected a Slack request with a bad or stale signature")
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_req = AsyncBoltRequest(
+                body=body.decode("utf-8"),
+                query=request.query_string,
+                headers={k.lower(): v for k, v in request.headers.items()},
+            )
+            parsed: Any = bolt_req.body
+        except (ValueError, TypeError, KeyError, AttributeError):
+            parsed = None
+        if not isinstance(parsed, dict) or not parsed:
+            log.info("refused a signed Slack request that could not be parsed")
+            return web.json_response({"error": "malformed request"}, status=400)
+        try:
+            bolt_resp = await bolt.async_dispatch(bolt_req)
+        except Exception as err:  # never a 500 with a traceback for what a request holds
+            log.warning("slack request dispatch failed: %s", type(err).__name__)
+            return web.json_response({"error": "malformed request"}, status=400)
+        return await to_aiohttp_response(bolt_resp)
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_post(path, handle)
+    return app

@@ -1,0 +1,334 @@
+"""`SlackChatPort`: the outbox relay's way into Slack (Block Kit over the Web API).
+
+Rendering rules (Block Kit limits, see /work/shared/design/platform-testing.md §5):
+
+* each neutral `Block` becomes ``section`` blocks (mrkdwn, ``**x**`` -> ``*x*``) of at most 3,000
+  characters, split on line breaks where possible, followed by ``actions`` blocks of at most 25
+  buttons (``action_id`` = the neutral id, ``value`` = the same id, at most 2,000 characters);
+* more than 50 blocks are posted as several messages; `post` returns the first message's ``ts``
+  and `edit` rewrites that first message only (cards are always small);
+* every message carries a plain fallback ``text`` and ``unfurl_links/unfurl_media=False``.
+
+User values arrive already passed through `escape`, which makes ``&``, ``<`` and ``>`` inert, so
+``<!channel>``, ``<@U…>``, ``<!subteam^…>`` and ``<https://…|…>`` show as text and trigger nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.messages import Block, Button, Rendered
+from bot.ports import DeliveryError
+from bot.refs import ConversationRef, Platform
+
+log = logging.getLogger("convene.slack.port")
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_FALLBACK_TEXT = 3000
+# Retry-After waits longer than this are not slept through inside the relay: the row goes back to
+# the outbox with ``retry_after`` instead, so one slow channel does not hold up the others.
+MAX_INLINE_RETRY_WAIT = 5.0
+
+# Errors that will not go away by retrying: the token, the channel or the payload is wrong.
+PERMANENT_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "access_denied",
+        "not_allowed_token_type",
+        "ekm_access_denied",
+        "not_in_channel",
+        "channel_not_found",
+        "is_archived",
+        "user_not_in_channel",
+        "user_not_found",
+        "cannot_dm_bot",
+        "invalid_blocks",
+        "invalid_arguments",
+        "msg_too_long",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+    }
+)
+# Ephemeral delivery in a channel the bot is not in: the response_url still works (slash commands
+# typed in channels the app was never added to, or in someone else's DM).
+_EPHEMERAL_FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
+
+
+class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
+    """Retries a 429 after its Retry-After, but only for short waits (see MAX_INLINE_RETRY_WAIT)."""
+
+    def __init__(self, max_retry_count: int = 2, max_wait: float = MAX_INLINE_RETRY_WAIT) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        wait = _retry_after(response.headers)
+        return wait is None or wait <= self.max_wait
+
+
+def _retry_after(headers: Any) -> float | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if str(key).lower() == "retry-after":
+            raw = value[0] if isinstance(value, list | tuple) and value else value
+            try:
+                return max(0.0, float(str(raw)))
+            except ValueError:
+                return None
+    return None
+
+
+def make_client(
+    token: str, base_url: str, *, retry_handlers: list[AsyncRetryHandler] | None = None
+) -> AsyncWebClient:
+    """An AsyncWebClient aimed at ``base_url`` that honours short Retry-After waits."""
+    handlers: list[AsyncRetryHandler] = (
+        retry_handlers if retry_handlers is not None else [BoundedRateLimitRetryHandler()]
+    )
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=handlers)
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters; what is left cannot mention, link or format a control."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(text: str) -> str:
+    """The neutral ``**bold**`` as Slack's ``*bold*``."""
+    return _BOLD.sub(r"*\1*", text)
+
+
+def plain(text: str) -> str:
+    """The neutral markup without bold markers (plain_text objects, fallbacks)."""
+    return _BOLD.sub(r"\1", text)
+
+
+def split_text(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
+    """Pieces of at most ``limit`` characters, cut at line breaks, else spaces, else hard; never
+    inside an ``&amp;``-style entity."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = window.rfind("\n")
+        if cut < limit // 2:
+            cut = window.rfind(" ")
+        if cut < limit // 2:
+            cut = limit
+            amp = window.rfind("&", limit - 6)
+            if amp != -1 and ";" not in window[amp:]:
+                cut = amp  # keep an entity whole
+        pieces.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip("\n ")
+    if rest or not pieces:
+        pieces.append(rest)
+    return [p for p in pieces if p] or [""]
+
+
+def _button(b: Button) -> dict[str, Any]:
+    el: dict[str, Any] = {
+        "type": "button",
+        "action_id": b.action_id,
+        "value": b.action_id[:MAX_BUTTON_VALUE],
+        "text": {"type": "plain_text", "text": plain(b.label)[:MAX_BUTTON_TEXT] or "·", "emoji": True},
+    }
+    if b.style in ("primary", "danger"):
+        el["style"] = b.style
+    return el
+
+
+def block_kit(block: Block) -> list[dict[str, Any]]:
+    """One neutral block as Slack blocks (sections, then actions)."""
+    out: list[dict[str, Any]] = []
+    if block.text.strip():
+        for piece in split_text(to_mrkdwn(block.text)):
+            out.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    buttons = [_button(b) for b in block.buttons]
+    for i in range(0, len(buttons), MAX_ACTIONS_ELEMENTS):
+        out.append({"type": "actions", "elements": buttons[i : i + MAX_ACTIONS_ELEMENTS]})
+    return out
+
+
+def render_messages(message: Rendered) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(fallback text, blocks) per Slack message; usually one, more when over 50 blocks."""
+    blocks = [b for block in message.blocks for b in block_kit(block)]
+    if not blocks:
+        return [(" ", [])]
+    out = []
+    for i in range(0, len(blocks), MAX_BLOCKS):
+        chunk = blocks[i : i + MAX_BLOCKS]
+        texts = [b["text"]["text"] for b in chunk if b["type"] == "section"]
+        fallback = plain("\n\n".join(texts)).replace("*", "") if texts else " "
+        out.append((fallback[:MAX_FALLBACK_TEXT] or " ", chunk))
+    return out
+
+
+# --- the port -----------------------------------------------------------------------------------
+
+
+class SlackChatPort:
+    """ChatPort for Slack. ``client`` must carry the bot token and point at ``api_base_url``."""
+
+    platform: Platform = Platform.SLACK
+
+    def __init__(self, client: AsyncWebClient, *, pool: bool = True) -> None:
+        self.client = client
+        self.pool = pool
+        self._own_session: aiohttp.ClientSession | None = None
+
+    def _session(self) -> None:
+        """One pooled HTTP session for every call (slack_sdk opens a new one per call otherwise);
+        created lazily, inside the running loop. Close it with `aclose`."""
+        if self.pool and (self.client.session is None or self.client.session.closed):
+            self._own_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.client.timeout)
+            )
+            self.client.session = self._own_session
+
+    async def aclose(self) -> None:
+        """Close the pooled session (call at shutdown)."""
+        if self._own_session is not None and not self._own_session.closed:
+            await self._own_session.close()
+        self._own_session = None
+
+    def escape(self, text: str) -> str:
+        return escape(text)
+
+    async def post(self, to: ConversationRef, message: Rendered) -> str:
+        first: str | None = None
+        for text, blocks in render_messages(message):
+            ts = await self._post_message(to.channel_id, text, blocks)
+            first = first or ts
+        assert first is not None
+        return first
+
+    async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
+        text, blocks = render_messages(message)[0]
+        await self._call("chat_update", channel=to.channel_id, ts=message_id, text=text, blocks=blocks)
+
+    async def post_private(
+        self, to: ConversationRef, user_id: str, message: Rendered, reply_handle: str | None
+    ) -> None:
+        for text, blocks in render_messages(message):
+            try:
+                await self._call(
+                    "chat_postEphemeral", channel=to.channel_id, user=user_id, text=text, blocks=blocks
+                )
+            except DeliveryError as err:
+                if reply_handle and err.reason in _EPHEMERAL_FALLBACK_ERRORS:
+                    await self._respond(reply_handle, text, blocks)
+                else:
+                    raise
+
+    async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
+        opened = await self._call("conversations_open", users=user_id)
+        channel = opened.get("channel", {}).get("id") if isinstance(opened.get("channel"), dict) else None
+        if not isinstance(channel, str) or not channel:
+            raise DeliveryError("conversations.open returned no channel")
+        first: str | None = None
+        for text, blocks in render_messages(message):
+            ts = await self._post_message(channel, text, blocks)
+            first = first or ts
+        assert first is not None
+        return first
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    async def _post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
+        data = await self._call(
+            "chat_postMessage",
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        ts = data.get("ts")
+        if not isinstance(ts, str):
+            raise DeliveryError("chat.postMessage returned no ts")
+        return ts
+
+    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+        if not kwargs.get("blocks", True):
+            kwargs.pop("blocks")
+        self._session()
+        try:
+            response = await getattr(self.client, method)(**kwargs)
+        except SlackApiError as err:
+            raise _delivery_error(err) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            raise DeliveryError(f"network: {type(err).__name__}") from None
+        data = response.data
+        return data if isinstance(data, dict) else {}
+
+    async def _respond(self, response_url: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        self._session()
+        shared = self.client.session
+        session = shared if shared is not None and not shared.closed else aiohttp.ClientSession()
+        hook = AsyncWebhookClient(response_url, session=session)
+        try:
+            resp = await hook.send(
+                text=text, blocks=blocks or None, response_type="ephemeral", replace_original=False
+            )
+        except Exception as err:
+            raise DeliveryError(f"response_url: {type(err).__name__}") from None
+        finally:
+            if session is not shared:
+                await session.close()
+        if resp.status_code == 429:
+            raise DeliveryError("response_url: ratelimited", retry_after=_retry_after(resp.headers))
+        if resp.status_code >= 400:
+            # An expired or used-up response_url never comes back.
+            raise DeliveryError(f"response_url: HTTP {resp.status_code}", permanent=resp.status_code < 500)
+
+
+def _delivery_error(err: SlackApiError) -> DeliveryError:
+    response = err.response
+    status = getattr(response, "status_code", 0) or 0
+    data = getattr(response, "data", None)
+    code = data.get("error") if isinstance(data, dict) else None
+    reason = str(code or f"HTTP {status}")
+    if status == 429 or code == "ratelimited":
+        wait = _retry_after(getattr(response, "headers", None))
+        return DeliveryError(reason, retry_after=wait if wait is not None else 1.0)
+    if status in (401, 403) or code in PERMANENT_ERRORS:
+        return DeliveryError(reason, permanent=True)
+    return DeliveryError(reason)

@@ -1,0 +1,82 @@
+"""Running the Slack adapter from `convene run`: `make_port` and `run_slack`.
+
+    port = make_port(config.slack)                 # before build_app: {"slack": port}
+    app = await build_app(config, {"slack": port, ...})
+    app.start_background()
+    await run_slack(app, config.slack, stop)       # returns once ``stop`` is set
+    await app.aclose(); await port.aclose()        # the port pools one HTTP session
+
+Secrets come from the environment variables the config names (never from the config itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.app import App
+from bot.config import SlackConfig
+
+from .app import create_bolt_app, web_app
+from .port import SlackChatPort, make_client
+
+log = logging.getLogger("convene.slack")
+
+
+def secret(env: Mapping[str, str], name: str, what: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ValueError(f"slack: the environment variable {name} ({what}) is not set")
+    return value
+
+
+def make_port(config: SlackConfig, env: Mapping[str, str] | None = None) -> SlackChatPort:
+    """The ChatPort for ``build_app(..., {"slack": port})``; its client uses ``api_base_url``."""
+    token = secret(os.environ if env is None else env, config.bot_token_env, "the bot token, xoxb-...")
+    return SlackChatPort(make_client(token, config.api_base_url))
+
+
+def make_bolt_app(app: App, config: SlackConfig, env: Mapping[str, str] | None = None) -> AsyncApp:
+    env = os.environ if env is None else env
+    token = secret(env, config.bot_token_env, "the bot token, xoxb-...")
+    signing = secret(env, config.signing_secret_env, "the signing secret") if config.mode == "http" else None
+    return create_bolt_app(
+        app.core, config, client=make_client(token, config.api_base_url), signing_secret=signing
+    )
+
+
+async def run_slack(
+    app: App, config: SlackConfig, stop: asyncio.Event, *, env: Mapping[str, str] | None = None
+) -> None:
+    """Serve Slack until ``stop`` is set: Socket Mode (default) or HTTP on ``config.http``.
+    Raises ValueError naming the missing environment variable before connecting anything."""
+    env = os.environ if env is None else env
+    bolt = make_bolt_app(app, config, env)
+    if config.mode == "socket":
+        app_token = secret(env, config.app_token_env, "the app-level token, xapp-...")
+        handler = AsyncSocketModeHandler(bolt, app_token=app_token, web_client=bolt.client)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("slack: connected in Socket Mode")
+        try:
+            await stop.wait()
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        return
+    signing = secret(env, config.signing_secret_env, "the signing secret")
+    runner = web.AppRunner(
+        web_app(bolt, signing, config.http.path), handle_signals=False, access_log=None, shutdown_timeout=2.0
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, config.http.host, config.http.port)
+    await site.start()
+    log.info("slack: listening on http://%s:%s%s", config.http.host, config.http.port, config.http.path)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

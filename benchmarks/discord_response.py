@@ -1,0 +1,280 @@
+"""Discord adapter benchmark (offline, against the loopback FakeDiscord / fake Slack).
+
+1. Response time: INTERACTION_CREATE dispatched by the fake -> the interaction callback it receives,
+   for a vote click handled by convene (App + ConveneClient, SQLite), against a bare discord.py
+   client that only ``defer()``s, in the same run, alternating blocks. Goal: convene <= 1.5x bare.
+2. Idle resident memory of one process running the convene App with both adapters connected
+   (Discord gateway + Slack Socket Mode, the fakes in the parent process). Goal: <= 120 MiB.
+   For reference, the same for bare discord.py + bare slack-bolt clients.
+
+Run from the repository root: ``.venv/bin/python benchmarks/discord_response.py [--clicks N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import discord  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.adapters.discord.rig import Rig
+
+# The measuring child process imports only what it runs (see _child); the fakes and the test rig
+# are imported by the parent, inside the functions that use them.
+
+BLOCKS = 4
+# Paced: 30 ms between clicks, so the relay has marked the previous confirmation sent (the
+# measured click then meets an idle loop, as most clicks do). Back-to-back: no pause at all.
+MODES = {"paced (30 ms apart)": 0.03, "back-to-back": 0.0}
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _summary(values: list[float]) -> str:
+    ms = [v * 1000 for v in values]
+    return (
+        f"median {statistics.median(ms):6.2f} ms  p90 {_pct(ms, 0.9):6.2f} ms  "
+        f"p99 {_pct(ms, 0.99):6.2f} ms  (n={len(ms)})"
+    )
+
+
+def bare_client() -> discord.Client:
+    from tests.platform_fakes.discord_client import client_kwargs
+
+    client = discord.Client(**client_kwargs(intents=discord.Intents(guilds=True)))
+
+    @client.event
+    async def on_interaction(interaction: discord.Interaction) -> None:
+        await interaction.response.defer()
+
+    return client
+
+
+async def _prepare(rig: Rig) -> str:
+    rid = await rig.start_round()
+    for who in ("alice", "bob"):
+        await rig.join(who, rid)
+    await rig.contribute("alice", rid, "Plant reeds")
+    await rig.contribute("bob", rid, "Bins at bridges")
+    await rig.no_reply(await rig.slash("owner", "next"))
+    vote = f"cv:{rid}:v:1:a"
+    await rig.wait_public(lambda m: vote in rig.buttons(m))
+    return vote
+
+
+async def _clicks(
+    rig: Rig, vote: str, n: int, *, followup: bool, pause: float = 0.0
+) -> tuple[list[float], list[float]]:
+    first: list[float] = []
+    reply: list[float] = []
+    for i in range(n):
+        rec = await rig.click("alice" if i % 2 else "bob", vote)
+        await rec.callback(timeout=5)
+        first.append(rec.attempts[0].at - rec.dispatched_at)
+        if followup:
+            msgs = await rec.wait_followups(1, timeout=5)
+            assert msgs
+            reply.append(rig.fake.now() - rec.dispatched_at)
+        await asyncio.sleep(pause)
+    return first, reply
+
+
+async def response_times(clicks: int) -> None:
+    from tests.adapters.discord.rig import make_rig
+    from tests.platform_fakes.discord_client import running_client
+
+    per_block = max(1, clicks // BLOCKS)
+    print("Vote click: INTERACTION_CREATE -> interaction callback (fake's clock, loopback)")
+    with tempfile.TemporaryDirectory() as tmp:
+        async with make_rig(Path(tmp)) as rig:
+            async with rig.running():
+                vote = await _prepare(rig)
+                await _clicks(rig, vote, 10, followup=True)  # warm-up
+            async with running_client(rig.fake, bare_client()):
+                await _clicks(rig, vote, 10, followup=False)  # warm-up
+            for mode, pause in MODES.items():
+                convene: list[float] = []
+                bare: list[float] = []
+                confirm: list[float] = []
+                for _ in range(BLOCKS):  # alternate blocks so drift hits both alike
+                    async with rig.running():
+                        first, reply = await _clicks(rig, vote, per_block, followup=True, pause=pause)
+                        convene += first
+                        confirm += reply
+                    async with running_client(rig.fake, bare_client()):
+                        first, _ = await _clicks(rig, vote, per_block, followup=False, pause=pause)
+                        bare += first
+                ratio = statistics.median(convene) / statistics.median(bare)
+                verdict = "OK" if ratio <= 1.5 else "OVER"
+                print(f" {mode}")
+                print(f"  bare discord.py defer : {_summary(bare)}")
+                print(f"  convene vote click    : {_summary(convene)}")
+                print(f"  ratio of medians      : {ratio:.2f}x  (goal <= 1.5x)  {verdict}")
+                print(f"  convene click -> private confirmation (ephemeral follow-up): {_summary(confirm)}")
+
+
+# --- idle memory (child process) --------------------------------------------------------------------
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _threads() -> int:
+    return len(list(Path("/proc/self/task").iterdir()))
+
+
+async def _child(spec: dict[str, Any]) -> dict[str, Any]:
+    idle = float(spec["idle"])
+    stop = asyncio.Event()
+    if spec["mode"] == "bare":
+        from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+        from slack_bolt.async_app import AsyncApp
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        discord.http.Route.BASE = spec["discord_rest"]
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = discord.gateway.yarl.URL(spec["discord_gateway"])  # type: ignore[attr-defined]
+        client = discord.Client(
+            intents=discord.Intents(guilds=True), max_messages=None, chunk_guilds_at_startup=False
+        )
+        task = asyncio.create_task(client.start(spec["discord_token"]))
+        for _ in range(200):
+            if client.is_ready():
+                break
+            await asyncio.sleep(0.05)
+        bolt = AsyncApp(client=AsyncWebClient(token=spec["slack_bot"], base_url=spec["slack_base"]))
+        handler = AsyncSocketModeHandler(bolt, app_token=spec["slack_app"], web_client=bolt.client)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        await asyncio.sleep(idle)
+        bare_result: dict[str, Any] = {"rss_mib": _rss_mib(), "threads": _threads()}
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        await client.close()
+        with contextlib.suppress(Exception):
+            await task
+        return bare_result
+
+    from adapters.discord import runner as discord_runner
+    from adapters.slack import runner as slack_runner
+    from bot.app import build_app
+    from bot.config import parse_config
+    from bot.keys import MemoryKeyStore
+    from bot.ports import ChatPort
+
+    env = {"SLACK_BOT_TOKEN": spec["slack_bot"], "SLACK_APP_TOKEN": spec["slack_app"]}
+    os.environ["DISCORD_TOKEN"] = spec["discord_token"]
+    config = parse_config(
+        {
+            "database": {"url": f"sqlite+aiosqlite:///{spec['db']}"},
+            "console": {"enabled": False},
+            "slack": {"enabled": True, "mode": "socket", "api_base_url": spec["slack_base"]},
+            "discord": {
+                "enabled": True,
+                "api_base_url": spec["discord_rest"],
+                "gateway_url": spec["discord_gateway"],
+            },
+        }
+    )
+    slack_port = slack_runner.make_port(config.slack, env)
+    discord_port = discord_runner.make_port()
+    ports: dict[str, ChatPort] = {"slack": slack_port, "discord": discord_port}
+    app = await build_app(config, ports, keys=MemoryKeyStore())
+    app.start_background()
+    tasks = [
+        asyncio.create_task(slack_runner.run_slack(app, config.slack, stop, env=env)),
+        asyncio.create_task(discord_runner.run_discord(app, config.discord, stop, guild_ready_timeout=0.1)),
+    ]
+    for _ in range(200):  # connected: the Discord port has a logged-in, ready client
+        c = discord_port.client
+        if c is not None and c.is_ready():
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(idle)
+    heavy = [m for m in ("numpy", "scipy", "alembic", "mako") if m in sys.modules]
+    result: dict[str, Any] = {"rss_mib": _rss_mib(), "threads": _threads(), "heavy": heavy}
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await app.aclose()
+    with contextlib.suppress(Exception):
+        await slack_port.aclose()
+    return result
+
+
+async def idle_memory(idle: float) -> None:
+    from tests.platform_fakes.discord import FakeDiscord
+    from tests.platform_fakes.slack import FakeSlackWebAPI
+
+    async with FakeDiscord() as fake, FakeSlackWebAPI() as slack:
+        results: dict[str, dict[str, Any]] = {}
+        for mode in ("bare", "convene"):
+            with tempfile.TemporaryDirectory() as tmp:
+                spec = {
+                    "mode": mode,
+                    "idle": idle,
+                    "db": str(Path(tmp) / "convene.db"),
+                    "discord_token": fake.token,
+                    "discord_rest": fake.rest_base,
+                    "discord_gateway": fake.gateway_url,
+                    "slack_base": slack.base_url,
+                    "slack_bot": slack.bot_token,
+                    "slack_app": slack.app_token,
+                }
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    json.dumps(spec),
+                    stdout=asyncio.subprocess.PIPE,
+                    cwd=str(ROOT),
+                )
+                out, _ = await asyncio.wait_for(proc.communicate(), 120)
+                lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
+                results[mode] = json.loads(lines[-1]) if lines else {"rss_mib": float("nan"), "threads": 0}
+        head = "Idle resident memory, one process, Discord + Slack (Socket Mode) connected"
+        print(f"{head}, after {idle:g} s idle")
+        b, c = results["bare"], results["convene"]
+        print(f"  bare discord.py + slack-bolt : {b['rss_mib']:6.1f} MiB, {b['threads']} threads")
+        verdict = "OK" if c["rss_mib"] <= 120 else "OVER"
+        line = f"  convene (core + both adapters): {c['rss_mib']:6.1f} MiB, {c['threads']} threads"
+        print(f"{line}  (goal <= 120 MiB) {verdict}")
+        if c.get("heavy"):
+            print(
+                f"  loaded at idle by the core (not needed until a tally/migration): {', '.join(c['heavy'])}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clicks", type=int, default=200)
+    parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(asyncio.run(_child(json.loads(args.child)))), flush=True)
+        return
+    if args.clicks:
+        asyncio.run(response_times(args.clicks))
+    if args.idle:
+        asyncio.run(idle_memory(args.idle))
+
+
+if __name__ == "__main__":
+    main()

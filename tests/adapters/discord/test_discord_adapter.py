@@ -1,0 +1,254 @@
+"""The Discord adapter against FakeDiscord: connection, sync, restart, 429, reconnect, Discord's
+rules, refusals and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from adapters.discord.client import ConveneClient
+from adapters.discord.runner import run_discord, sync_commands
+from bot.config import DiscordConfig
+from tests.adapters.discord.rig import NONE, make_rig
+from tests.platform_fakes import discord_payloads as p
+from tests.platform_fakes.discord import PRIVILEGED_INTENTS, FakeDiscord
+
+SUBS = {"start", "join", "contribute", "status", "next", "goal", "action", "close", "cancel", "link", "help"}
+
+
+async def test_identify_with_guilds_intent_only(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running() as client:
+        [identify] = rig.fake.identifies
+        assert identify["intents"] == discord.Intents(guilds=True).value
+        assert identify["intents"] & PRIVILEGED_INTENTS == 0
+        mentions = client.allowed_mentions
+        assert isinstance(mentions, discord.AllowedMentions)
+        assert dict(mentions.to_dict()) == NONE
+        assert client._connection.max_messages is None
+        assert not rig.fake.calls_to("PUT /applications/{app_id}/commands")  # syncing is explicit
+
+
+@pytest.mark.parametrize("guild", [True, False])
+async def test_sync_commands(guild: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    async with FakeDiscord() as fake:
+        monkeypatch.setenv("CONVENE_TEST_DISCORD", fake.token)
+        config = DiscordConfig(token_env="CONVENE_TEST_DISCORD", api_base_url=fake.rest_base)
+        gid = str(fake.guild["id"])
+        with fake.patch_discord():  # restores Route.BASE afterwards
+            done = await sync_commands(config, gid if guild else None)
+        assert done == ([gid] if guild else ["global"])
+        [cmd] = fake.guild_commands[gid] if guild else fake.global_commands
+        assert cmd["name"] == "convene"
+        assert {o["name"] for o in cmd["options"]} == SUBS
+        link = next(o for o in cmd["options"] if o["name"] == "link")
+        assert link["options"][0]["name"] == "code"
+        assert link["options"][0]["required"]
+        assert not fake.identifies  # REST only, no gateway session used up
+
+
+async def test_missing_token_names_the_variable(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig:
+        config = DiscordConfig(token_env="CONVENE_NO_SUCH_TOKEN")
+        assert "CONVENE_NO_SUCH_TOKEN" not in os.environ
+        with pytest.raises(ValueError, match="CONVENE_NO_SUCH_TOKEN"):
+            await run_discord(rig.app, config, asyncio.Event())
+        with pytest.raises(ValueError, match="CONVENE_NO_SUCH_TOKEN"):
+            await sync_commands(config)
+
+
+async def test_run_discord_with_overrides_until_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with make_rig(tmp_path) as rig:
+        monkeypatch.setenv("CONVENE_TEST_DISCORD", rig.fake.token)
+        config = DiscordConfig(
+            token_env="CONVENE_TEST_DISCORD",
+            api_base_url=rig.fake.rest_base,
+            gateway_url=rig.fake.gateway_url,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_discord(rig.app, config, stop, guild_ready_timeout=0.01))
+        await rig.fake.wait_connected()
+        rec = await rig.slash("alice", "help")
+        assert await rig.reply(rec)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        assert rig.fake.connections[-1].ws.closed
+
+
+async def test_button_works_after_restart(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig:
+        async with rig.running():
+            rid = await rig.start_round()
+        async with rig.running() as second:
+            rec = await rig.click("alice", f"cv:{rid}:join")  # a message the first client posted
+            modal = await rig.modal(rec)
+            assert modal["custom_id"] == f"cv:{rid}:form:join"
+        # A modal opened before a restart is still accepted after it.
+        async with rig.running() as third:
+            assert third is not second
+            sub = await rig.submit("alice", f"cv:{rid}:form:join", {"sector": ["resident"]})
+            assert "Cleaner river" in await rig.reply(sub)
+
+
+async def test_rate_limited_post_is_retried(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rig.fake.fail_next("POST /channels/{channel_id}/messages", times=1, retry_after=0.2)
+        await rig.start_round()
+        posts = rig.fake.calls_to("POST /channels/{channel_id}/messages")
+        assert [c.status for c in posts[:2]] == [429, 200]
+
+
+async def test_rate_limited_callback_is_retried(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rig.fake.fail_next("POST /interactions/{interaction_id}/{token}/callback", retry_after=0.1)
+        rec = await rig.slash("alice", "help")
+        assert await rig.reply(rec)
+        assert [c.status for c in rec.attempts] == [429, 200]
+
+
+async def test_reconnect_resumes_and_keeps_working(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rid = await rig.start_round()
+        await rig.fake.reconnect()
+        await rig.fake.wait_until(lambda: rig.fake.resumes, 5, "RESUME")
+        await rig.fake.wait_connected()
+        assert len(rig.fake.identifies) == 1
+        await rig.join("bob", rid)
+
+
+async def test_first_response_within_three_seconds_even_when_the_core_is_slow(tmp_path: Path) -> None:
+    async with make_rig(tmp_path, interaction_deadline=0.5) as rig, rig.running() as client:
+        rid = await rig.start_round()
+        await rig.join("alice", rid)
+        await rig.contribute("alice", rid, "Plant reeds")
+        await rig.no_reply(await rig.slash("owner", "next"))
+        vote = f"cv:{rid}:v:1:a"
+        await rig.wait_public(lambda m: vote in rig.buttons(m))
+        core = client.core
+        assert core is not None
+        real_press = core.press
+
+        async def slow_press(*args: Any, **kw: Any) -> Any:
+            await asyncio.sleep(0.8)
+            return await real_press(*args, **kw)
+
+        core.press = slow_press  # type: ignore[method-assign]
+        rec = await rig.click("alice", vote)
+        assert (await rec.callback())["type"] == 6  # acknowledged before the core ran
+        assert "1" in await rig.reply(rec)
+        # A form must come from the core first: when that is too slow, a clear message in time.
+        client.core_timeout = 0.2
+        rec = await rig.click("bob", f"cv:{rid}:join")
+        body = await rec.callback()
+        assert body["type"] == 4
+        assert body["data"]["flags"] & p.FLAG_EPHEMERAL
+        assert body["data"]["content"] == rig.error_text("busy_try_again")
+        for r in rig.fake.interactions.values():
+            first = r.attempts[0]
+            assert first.status < 300
+            assert first.at - r.dispatched_at < 0.5
+
+
+async def test_non_convener_next_is_refused_privately(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rid = await rig.start_round()
+        await rig.join("alice", rid)
+        await rig.contribute("alice", rid, "Plant reeds")
+        before = len(rig.public())
+        rec = await rig.slash("alice", "next")
+        assert await rig.reply(rec) == rig.error_text("not_convener")
+        await asyncio.sleep(0.2)
+        assert len(rig.public()) == before
+        assert await rig.scalar("select phase from rounds") == "contribute"
+
+
+async def test_buttons_for_missing_rounds_and_unknown_ids(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        gone, unknown, malformed = f"cv:{'ab' * 16}:v:1:a", "somebody-elses-button", "cv:!!:x"
+        msg = p.message(
+            channel_id=rig.channel["id"],
+            guild_id=rig.channel["guild_id"],
+            author=rig.fake.bot_user,
+            content="old",
+            components=[
+                {
+                    "type": 1,
+                    "components": [
+                        {"type": 2, "style": 1, "label": "x", "custom_id": c}
+                        for c in (gone, unknown, malformed)
+                    ],
+                }
+            ],
+        )
+        rig.fake.messages[msg["id"]] = msg
+        rec = await rig.click("alice", gone)
+        assert await rig.reply(rec) == rig.error_text("round_gone")
+        for cid in (unknown, malformed):
+            rec = await rig.click("alice", cid)
+            assert await rig.reply(rec) == rig.error_text("unknown_button")
+        # A paged-form button with nonsense in it, and a modal nobody knows.
+        rec = await rig.submit("alice", "cv:-:form:nonsense", {"x": "y"})
+        assert await rig.reply(rec) == rig.error_text("unknown_form")
+        assert [m["id"] for m in rig.public()] == [msg["id"]]  # nothing posted in public
+
+
+async def test_unknown_subcommand_gets_a_clear_message(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rec = await rig.slash("alice", "frobnicate")
+        assert await rig.reply(rec) == rig.error_text("malformed_request")
+
+
+async def test_modal_with_empty_or_oversized_fields_changes_nothing(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rec = await rig.slash("owner", "start")
+        modal = await rig.modal(rec)
+        sub = await rig.submit("owner", modal["custom_id"], {"title": "", "purpose": "p" * 5000})
+        text = await rig.reply(sub)
+        assert text.startswith(rig.error_text("invalid_form", fields={}, kept={}).splitlines()[0])
+        assert await rig.scalar("select count(*) from rounds") == 0
+
+        rid = await rig.start_round()
+        await rig.join("alice", rid)
+        for value in ("", "x" * 1500):
+            modal = await rig.modal(await rig.click("alice", f"cv:{rid}:contribute"))
+            text = await rig.reply(await rig.submit("alice", modal["custom_id"], {"text": value}))
+            assert "nothing was saved" in text
+        assert await rig.scalar("select count(*) from ideas") == 0
+
+
+async def test_goal_slash_command_with_idea_option(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rid = await rig.start_round()
+        await rig.join("alice", rid)
+        await rig.contribute("alice", rid, "Plant reeds")
+        rec = await rig.slash("alice", "goal")
+        assert await rig.reply(rec)  # not a convener (and not the goals phase): refused privately
+        await rig.no_reply(await rig.slash("owner", "next"))
+        await rig.no_reply(await rig.slash("owner", "next"))
+        modal = await rig.modal(await rig.slash("owner", "goal", {"idea": 1}))
+        idea = modal["components"][0]["component"]
+        assert idea["custom_id"] == "idea"
+        assert idea["value"] == "1"
+        # Page 2 submitted without page 1 (e.g. after a restart): a clear error, nothing saved.
+        page2 = modal["custom_id"].replace("cvp:1:", "cvp:2:")
+        text = await rig.reply(await rig.submit("owner", page2, {"baseline": "0"}))
+        assert "nothing was saved" in text
+        assert await rig.scalar("select count(*) from goals") == 0
+
+
+async def test_conveners_by_user_and_role(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig:
+        client: ConveneClient = rig.client()
+        cfg = client.config.conveners
+        assert cfg.user_ids == [rig.users["owner"]["id"]]
+        async with rig.running():
+            rec = await rig.slash("maya", "start")
+            assert (await rec.callback())["type"] == 9
+            rec = await rig.slash("bob", "start")
+            assert await rig.reply(rec) == rig.error_text("not_convener")
