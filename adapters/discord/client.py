@@ -125,7 +125,7 @@ class ConveneClient(discord.Client):
             "chunk_guilds_at_startup": False,
             "member_cache_flags": discord.MemberCacheFlags.none(),
         }
-        if config.shard_count:
+        if config.shard_count and isinstance(self, discord.AutoShardedClient):
             kw["shard_count"] = config.shard_count
         kw.update(overrides)
         super().__init__(**kw)
@@ -366,6 +366,14 @@ class ConveneClient(discord.Client):
         now = asyncio.get_running_loop().time()
         for key in [k for k, d in self._drafts.items() if now - d.at > DRAFT_TTL]:
             self._drafts.pop(key, None)
+
+
+class ShardedConveneClient(ConveneClient, discord.AutoShardedClient):
+    """The same client over ``config.shard_count`` shards (large deployments)."""
+
+
+def client_class(config: DiscordConfig) -> type[ConveneClient]:
+    return ShardedConveneClient if config.shard_count else ConveneClient
 
 
 def build_group(prompts: Prompts) -> app_commands.Group:

@@ -17,7 +17,7 @@ from bot.app import App
 from bot.config import DiscordConfig
 from bot.prompts import Prompts
 
-from .client import ConveneClient
+from .client import ConveneClient, client_class
 from .port import DiscordChatPort
 
 log = logging.getLogger("convene.discord")
@@ -51,9 +51,8 @@ def make_client(
     """A client bound to ``app.core`` and to the app's Discord port (if any)."""
     found = app.relay.ports.get("discord")
     port = port or (found if isinstance(found, DiscordChatPort) else None)
-    client = ConveneClient(
-        config, app.core.prompts, core=app.core, acks=port.acks if port else None, **overrides
-    )
+    cls = client_class(config)  # AutoSharded when shard_count is set
+    client = cls(config, app.core.prompts, core=app.core, acks=port.acks if port else None, **overrides)
     if port is not None:
         port.attach(client)
     return client

@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
-from bot.consensus import ConsensusConfig, VoteTable, analyze
-
 VALUES = {"agree": 1, "disagree": -1, "pass": 0}
 
 
@@ -42,6 +38,11 @@ def rank_ideas(
     """Common-ground ideas first (agreement ≥ threshold in every sector with ≥ k voters and every
     opinion group), then by group-informed consensus; with too few voters for opinion groups the
     engine falls back to the plain agreement ranking. Deterministic."""
+    # Imported here: numpy and scipy cost ~40 MiB, needed only when a vote closes.
+    import numpy as np
+
+    from bot.consensus import ConsensusConfig, VoteTable, analyze
+
     numbers = sorted(ideas)
     column = {n: i for i, n in enumerate(numbers)}
     facts = [b for b in ballots if b.idea in column and b.choice in VALUES]

@@ -17,6 +17,7 @@ from bot.config import DiscordConfig
 from tests.adapters.discord.rig import NONE, make_rig
 from tests.platform_fakes import discord_payloads as p
 from tests.platform_fakes.discord import PRIVILEGED_INTENTS, FakeDiscord
+from tests.platform_fakes.discord_client import running_client
 
 SUBS = {"start", "join", "contribute", "status", "next", "goal", "action", "close", "cancel", "link", "help"}
 
@@ -252,3 +253,41 @@ async def test_conveners_by_user_and_role(tmp_path: Path) -> None:
             assert (await rec.callback())["type"] == 9
             rec = await rig.slash("bob", "start")
             assert await rig.reply(rec) == rig.error_text("not_convener")
+
+
+async def test_storage_failure_and_bugs_become_clear_private_messages(tmp_path: Path) -> None:
+    from bot.service.core import ServiceUnavailable
+
+    async with make_rig(tmp_path) as rig, rig.running() as client:
+        core = client.core
+        assert core is not None
+
+        async def down(*args: Any, **kw: Any) -> None:
+            raise ServiceUnavailable("disk full")
+
+        async def bug(*args: Any, **kw: Any) -> None:
+            raise RuntimeError("boom")
+
+        core.handle = down  # type: ignore[method-assign]
+        rec = await rig.slash("alice", "status")
+        assert await rig.reply(rec) == rig.error_text("service_unavailable")
+        core.handle = bug  # type: ignore[method-assign]
+        rec = await rig.slash("alice", "status")
+        assert await rig.reply(rec) == rig.error_text("internal_error")
+        assert not rig.public()
+
+
+async def test_sharded_client_when_shard_count_is_set(tmp_path: Path) -> None:
+    from adapters.discord.client import ShardedConveneClient
+    from adapters.discord.runner import make_client
+
+    async with make_rig(tmp_path) as rig:
+        # One shard keeps the test fast (discord.py waits 5 s between IDENTIFYs of one bucket).
+        config = rig.app.config.discord.model_copy(update={"shard_count": 1})
+        client = make_client(rig.app, config, guild_ready_timeout=0.01)
+        assert isinstance(client, ShardedConveneClient)
+        assert client.shard_count == 1
+        async with running_client(rig.fake, client):
+            assert [i["shard"] for i in rig.fake.identifies] == [[0, 1]]
+            rec = await rig.slash("alice", "help")
+            assert await rig.reply(rec)

@@ -294,6 +294,7 @@ async def test_private_reply_falls_back_to_response_url(fake_slack: FakeSlackWeb
     dm = await port.send_direct("T0CONVENE", "U0ALICE", Rendered((Block("hi"),)))
     assert dm
     assert fake_slack.calls("conversations.open")
+    await port.aclose()
 
 
 async def test_socket_mode_slash_command(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
