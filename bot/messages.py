@@ -54,9 +54,14 @@ class Part:
 @dataclass(frozen=True, slots=True)
 class Message:
     parts: tuple[Part, ...]
+    # Figures for a chart the relay draws at delivery (numbers only; see bot.consensus.charts).
+    chart: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"parts": [p.to_json() for p in self.parts]}
+        data: dict[str, Any] = {"parts": [p.to_json() for p in self.parts]}
+        if self.chart is not None:
+            data["chart"] = dict(self.chart)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Message:
@@ -70,7 +75,8 @@ class Message:
                     ),
                 )
                 for p in data["parts"]
-            )
+            ),
+            data.get("chart"),
         )
 
 
@@ -108,8 +114,15 @@ class Block:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    data: bytes  # a PNG
+
+
+@dataclass(frozen=True, slots=True)
 class Rendered:
     blocks: tuple[Block, ...]
+    image: Attachment | None = None  # shown with the text; the text doubles as its description
 
     @property
     def text(self) -> str:

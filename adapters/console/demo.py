@@ -226,6 +226,9 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
     )
     (out_dir / "report.md").write_text(report_markdown(report), encoding="utf-8")
     (out_dir / "transcript.txt").write_text("\n".join(transcript).lstrip() + "\n", encoding="utf-8")
+    charts = [item.image for port in ports.values() for item in port.shown if item.image]
+    if charts:
+        (out_dir / charts[0].filename).write_bytes(charts[0].data)
     return report
 
 

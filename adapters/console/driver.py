@@ -37,6 +37,7 @@ class Person:
 class ConsoleDriver:
     def __init__(self, app: App, ports: dict[str, ConsolePort], conveners: list[str]) -> None:
         self.app = app
+        self.app.relay.concurrency = 1  # one terminal: show things in the order they were queued
         self.ports = ports
         self.conveners = set(conveners)
         self.people: dict[str, Person] = {}

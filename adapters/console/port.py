@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.messages import Button, Rendered
+from bot.messages import Attachment, Button, Rendered
 from bot.refs import ConversationRef, Platform
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
@@ -28,6 +28,7 @@ class Shown:
     buttons: tuple[Button, ...]
     recipient: str | None = None
     message_id: str = ""
+    image: Attachment | None = None
 
 
 @dataclass
@@ -54,7 +55,9 @@ class ConsolePort:
 
     async def post(self, to: ConversationRef, message: Rendered) -> str:
         mid = f"{self.platform}-{next(self._ids)}"
-        self._record(Shown(self._channel(to), "post", plain(message.text), message.buttons, message_id=mid))
+        self._record(
+            Shown(self._channel(to), "post", plain(message.text), message.buttons, message_id=mid, image=message.image)
+        )
         return mid
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
@@ -85,6 +88,8 @@ def format_shown(item: Shown) -> str:
         "direct": f"[DM to {item.recipient}]",
     }[item.kind]
     lines = [head, *("  " + line if line else "" for line in item.text.splitlines())]
+    if item.image:
+        lines.append(f"  [image: {item.image.filename}]")
     if item.buttons:
         lines.append("  " + "  ".join(f"[{b.label}]" for b in item.buttons))
     return "\n".join(lines)

@@ -570,6 +570,8 @@ class Convene:
         if cmd.ctx is not None:
             await self._guard(s, rnd, phase)
         await self.transition(s, rnd, target)
+        if cmd.ctx is not None:
+            self._confirm_phase(s, cmd.ctx, rnd)
 
     async def _guard(self, s: AsyncSession, rnd: RoundRow, phase: Phase) -> None:
         """Checks for a convener's early advance; deadlines move on regardless."""
@@ -592,11 +594,24 @@ class Convene:
         if not can_transition(Phase(rnd.phase), Phase.CLOSED):
             raise DomainError("cannot_close_yet", phase=rnd.phase)
         await self.transition(s, rnd, Phase.CLOSED)
+        self._confirm_phase(s, cmd.ctx, rnd)
 
     async def _cancel(self, s: AsyncSession, cmd: c.CancelRound) -> None:
         rnd = await self.round_here(s, cmd.ctx)
         self._require_convener(rnd, cmd.ctx)
         await self.transition(s, rnd, Phase.CANCELLED)
+        self._confirm_phase(s, cmd.ctx, rnd)
+
+    @staticmethod
+    def _confirm_phase(s: AsyncSession, ctx: c.Context, rnd: RoundRow) -> None:
+        """Every command gets a private answer (Discord waits for one after deferring)."""
+        s.add(
+            private_row(
+                ctx,
+                Message((Part(PromptKey.PHASE_CHANGED, {"title": rnd.title, "phase": rnd.phase}),)),
+                rnd.id,
+            )
+        )
 
     async def transition(self, s: AsyncSession, rnd: RoundRow, target: Phase) -> None:
         source = Phase(rnd.phase)
@@ -750,6 +765,15 @@ class Convene:
             for r in results
         ]
         await self._post_chunked(s, rnd.id, header, parts)
+        if results:
+            chart = {
+                "labels": [r.idea for r in results],
+                "gac": [r.score for r in results],
+                "urgency": [by_number[r.idea].urgency for r in results],
+                "impact": [by_number[r.idea].impact for r in results],
+                "common_ground": [r.common_ground for r in results],
+            }
+            await post_everywhere(s, rnd.id, Message((Part(PromptKey.CHART, {}),), chart=chart))
         await post_everywhere(s, rnd.id, Message((Part(PromptKey.GOALS_OPEN, {"title": rnd.title}),)))
 
     async def _detach_ballots(self, s: AsyncSession, rnd: RoundRow) -> None:

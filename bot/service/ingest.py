@@ -104,6 +104,21 @@ async def apply_ballots(core: Convene, s: AsyncSession, commands: list[BallotCom
     votes: dict[tuple[str, int, str], dict[str, Any]] = {}
     ratings: dict[tuple[str, int, str], dict[str, Any]] = {}
     today = core.clock.now().date()
+    # Who of this batch has joined which round: one query for the whole batch, not one per click.
+    roster = {
+        tuple(row)
+        for row in await s.execute(
+            select(
+                ParticipantRow.round_id,
+                ParticipantRow.platform,
+                ParticipantRow.workspace_id,
+                ParticipantRow.user_id,
+            ).where(
+                ParticipantRow.round_id.in_({cmd.round_id for cmd in commands}),
+                ParticipantRow.user_id.in_({cmd.ctx.actor.user_id for cmd in commands}),
+            )
+        )
+    }
     for cmd in commands:
         ctx = cmd.ctx
         if ctx.request_id:
@@ -135,15 +150,8 @@ async def apply_ballots(core: Convene, s: AsyncSession, commands: list[BallotCom
                 )
             if not 1 <= cmd.idea <= max_idea[rnd.id]:
                 raise DomainError("unknown_idea")
-            joined = await s.scalar(
-                select(ParticipantRow.id).where(
-                    ParticipantRow.round_id == rnd.id,
-                    ParticipantRow.platform == ctx.actor.platform.value,
-                    ParticipantRow.workspace_id == ctx.actor.workspace_id,
-                    ParticipantRow.user_id == ctx.actor.user_id,
-                )
-            )
-            if joined is None:
+            joined = (rnd.id, ctx.actor.platform.value, ctx.actor.workspace_id, ctx.actor.user_id) in roster
+            if not joined:
                 raise DomainError("not_joined", round=rnd.title)
             voter = core.pseudonym(rnd.id, ctx.actor)
             key = (rnd.id, cmd.idea, voter)

@@ -1,8 +1,8 @@
 """The outbox relay: the only code that calls a ChatPort.
 
-claim (short transaction) -> deliver (no transaction held across the network) -> mark (short
-transaction). A crash between commit and delivery loses nothing: the row is still pending, or
-in flight with a lease that runs out. Private rows are deleted once delivered, so the database
+claim (short transaction) -> deliver (no transaction held across the network) -> mark (one short
+transaction per pass). A crash between commit and delivery loses nothing: the row is still pending,
+or in flight with a lease that runs out. Private rows are deleted once delivered, so the database
 keeps no trail of who was told what.
 """
 
@@ -13,13 +13,13 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import OutboxConfig
-from bot.messages import Message, Visibility
+from bot.messages import Attachment, Message, Visibility
 from bot.persistence.tables import OutboxRow, SlotRow
 from bot.ports import ChatPort, Clock, DeliveryError
 from bot.prompts import Prompts
@@ -40,6 +40,13 @@ class _Claimed:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: str  # sent | failed | release
+    message_id: str | None = None
+    error: DeliveryError | None = None
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -48,12 +55,15 @@ class OutboxRelay:
         prompts: Prompts,
         clock: Clock,
         config: OutboxConfig | None = None,
+        *,
+        concurrency: int = 8,
     ) -> None:
         self.sessions = sessions
         self.ports = dict(ports)
         self.prompts = prompts
         self.clock = clock
         self.config = config or OutboxConfig()
+        self.concurrency = concurrency  # deliveries in flight at once, across conversations
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -82,26 +92,41 @@ class OutboxRelay:
         return total
 
     async def run_once(self, limit: int = 50) -> int:
-        claimed = await self._claim(limit)
-        failed_conversations: set[ConversationRef] = set()
+        """One pass: claim, deliver (concurrently across conversations, in order within one), then
+        mark every outcome in one transaction."""
+        claimed, slots = await self._claim(limit)
+        if not claimed:
+            return 0
+        lanes: dict[tuple[ConversationRef, int], list[_Claimed]] = {}
         for item in claimed:
-            if item.conversation in failed_conversations:
-                await self._release(item)  # keep the order within a conversation
-                continue
-            try:
-                message_id = await self._deliver(item)
-            except DeliveryError as err:
-                failed_conversations.add(item.conversation)
-                await self._failed(item, err)
-            except Exception as err:  # an adapter bug must not stop the relay; retry with backoff
-                failed_conversations.add(item.conversation)
-                log.warning("delivery of outbox row %d raised %s", item.seq, type(err).__name__)
-                await self._failed(item, DeliveryError(type(err).__name__))
-            else:
-                await self._sent(item, message_id)
+            # Public posts keep their order per conversation; private replies are independent.
+            lane = 0 if item.visibility == Visibility.PUBLIC else item.seq
+            lanes.setdefault((item.conversation, lane), []).append(item)
+        outcomes: dict[int, _Outcome] = {}
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run_lane(items: list[_Claimed]) -> None:
+            async with gate:
+                for i, item in enumerate(items):
+                    try:
+                        message_id = await self._deliver(item, slots)
+                    except DeliveryError as err:
+                        outcomes[item.seq] = _Outcome("failed", error=err)
+                    except Exception as err:  # an adapter bug must not stop the relay; retry with backoff
+                        log.warning("delivery of outbox row %d raised %s", item.seq, type(err).__name__)
+                        outcomes[item.seq] = _Outcome("failed", error=DeliveryError(type(err).__name__))
+                    else:
+                        outcomes[item.seq] = _Outcome("sent", message_id=message_id)
+                        continue
+                    for later in items[i + 1 :]:
+                        outcomes[later.seq] = _Outcome("release")  # keep the order within a conversation
+                    return
+
+        await asyncio.gather(*(run_lane(items) for items in lanes.values()))
+        await self._mark(claimed, outcomes)
         return len(claimed)
 
-    async def _claim(self, limit: int) -> list[_Claimed]:
+    async def _claim(self, limit: int) -> tuple[list[_Claimed], dict[str, str]]:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
             stmt = (
@@ -120,18 +145,27 @@ class OutboxRelay:
             if s.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             rows = list(await s.scalars(stmt))
-            # A row waiting out a backoff holds back later rows to its conversation, so the order of
-            # a release (header, then ideas in their shuffled order) survives a 429.
+            if not rows:
+                return [], {}
+            # A public post waiting out a backoff holds back later posts to its conversation, so the order
+            # of a release (header, then ideas in their shuffled order) survives a 429.
             waiting = await s.execute(
                 select(
                     OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id, func.min(OutboxRow.seq)
                 )
-                .where(OutboxRow.status == "pending", OutboxRow.next_attempt_at > now)
+                .where(
+                    OutboxRow.status == "pending",
+                    OutboxRow.next_attempt_at > now,
+                    OutboxRow.visibility == Visibility.PUBLIC.value,
+                )
                 .group_by(OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id)
             )
             blocked = {(p, w, ch): seq for p, w, ch, seq in waiting}
             rows = [
-                r for r in rows if r.seq < blocked.get((r.platform, r.workspace_id, r.channel_id), r.seq + 1)
+                r
+                for r in rows
+                if r.visibility != Visibility.PUBLIC.value
+                or r.seq < blocked.get((r.platform, r.workspace_id, r.channel_id), r.seq + 1)
             ]
             # Several pending updates of one slot (a card edited in a burst) coalesce to the newest.
             newest: dict[str, int] = {}
@@ -158,11 +192,29 @@ class OutboxRelay:
                         row.attempts,
                     )
                 )
-        return out
+            wanted = [item.slot for item in out if item.slot]
+            slots: dict[str, str] = {}
+            if wanted:
+                found = await s.execute(
+                    select(SlotRow.slot, SlotRow.message_id).where(SlotRow.slot.in_(wanted))
+                )
+                slots = {str(row[0]): str(row[1]) for row in found}
+        return out, slots
 
-    async def _deliver(self, item: _Claimed) -> str | None:
+    async def _deliver(self, item: _Claimed, slots: dict[str, str]) -> str | None:
         port = self.ports[item.conversation.platform.value]
-        rendered = self.prompts.render_message(Message.from_json(item.body), port.escape)
+        message = Message.from_json(item.body)
+        rendered = self.prompts.render_message(message, port.escape)
+        if message.chart is not None:
+            from bot.consensus.charts import render_round_chart
+
+            # Drawn at delivery, off the transaction and off the event loop. Without matplotlib
+            # nothing is posted: the results already carry the same figures as text.
+            texts = self.prompts.labels.get("chart", {})
+            png = await asyncio.to_thread(render_round_chart, message.chart, texts)
+            if png is None:
+                return None
+            rendered = replace(rendered, image=Attachment("consensus.png", png))
         if item.visibility == Visibility.PRIVATE:
             assert item.recipient_id is not None
             await port.post_private(item.conversation, item.recipient_id, rendered, item.reply_handle)
@@ -170,53 +222,49 @@ class OutboxRelay:
         if item.visibility == Visibility.DIRECT:
             assert item.recipient_id is not None
             return await port.send_direct(item.conversation.workspace_id, item.recipient_id, rendered)
-        if item.slot:
-            async with self.sessions() as s:
-                existing = await s.get(SlotRow, item.slot)
-            if existing is not None:
-                await port.edit(item.conversation, existing.message_id, rendered)
-                return existing.message_id
+        if item.slot and item.slot in slots:
+            await port.edit(item.conversation, slots[item.slot], rendered)
+            return slots[item.slot]
         return await port.post(item.conversation, rendered)
 
-    async def _sent(self, item: _Claimed, message_id: str | None) -> None:
+    async def _mark(self, claimed: list[_Claimed], outcomes: dict[int, _Outcome]) -> None:
+        now = self.clock.now()
         async with self.sessions() as s, s.begin():
-            row = await s.get(OutboxRow, item.seq)
-            if row is None:
-                return
-            if item.visibility != Visibility.PUBLIC:
-                await s.delete(row)
-                return
-            row.status = "sent"
-            row.message_id = message_id
-            row.lease_until = None
-            if item.slot and message_id and await s.get(SlotRow, item.slot) is None:
-                s.add(SlotRow(slot=item.slot, message_id=message_id))
-
-    async def _release(self, item: _Claimed) -> None:
-        async with self.sessions() as s, s.begin():
-            row = await s.get(OutboxRow, item.seq)
-            if row is not None:
-                row.status = "pending"
+            found = await s.scalars(select(OutboxRow).where(OutboxRow.seq.in_(list(outcomes))))
+            rows = {r.seq: r for r in found}
+            slot_names = [i.slot for i in claimed if i.slot]
+            known = set(await s.scalars(select(SlotRow.slot).where(SlotRow.slot.in_(slot_names))))
+            for item in claimed:
+                row, outcome = rows.get(item.seq), outcomes.get(item.seq)
+                if row is None or outcome is None:
+                    continue
                 row.lease_until = None
+                if outcome.kind == "release":
+                    row.status = "pending"
+                elif outcome.kind == "sent":
+                    if item.visibility != Visibility.PUBLIC:
+                        await s.delete(row)  # no trail of who was told what
+                        continue
+                    row.status = "sent"
+                    row.message_id = outcome.message_id
+                    if item.slot and outcome.message_id and item.slot not in known:
+                        s.add(SlotRow(slot=item.slot, message_id=outcome.message_id))
+                        known.add(item.slot)
+                else:
+                    assert outcome.error is not None
+                    self._fail(row, item, outcome.error, now)
 
-    async def _failed(self, item: _Claimed, err: DeliveryError) -> None:
-        attempts = item.attempts + 1
-        async with self.sessions() as s, s.begin():
-            row = await s.get(OutboxRow, item.seq)
-            if row is None:
-                return
-            row.attempts = attempts
-            row.last_error = err.reason[:200]
-            row.lease_until = None
-            if err.permanent or attempts >= self.config.max_attempts:
-                row.status = "failed"
-                if item.visibility != Visibility.PUBLIC:
-                    row.body = {}  # keep no private content once it cannot be delivered
-                log.warning("outbox row %d failed for good: %s", item.seq, err.reason[:80])
-                return
-            backoff = min(
-                self.config.backoff_max_seconds, self.config.backoff_base_seconds * 2 ** (attempts - 1)
-            ) * random.uniform(0.8, 1.2)
-            delay = max(backoff, err.retry_after or 0.0)
-            row.status = "pending"
-            row.next_attempt_at = self.clock.now() + dt.timedelta(seconds=delay)
+    def _fail(self, row: OutboxRow, item: _Claimed, err: DeliveryError, now: dt.datetime) -> None:
+        row.attempts = item.attempts + 1
+        row.last_error = err.reason[:200]
+        if err.permanent or row.attempts >= self.config.max_attempts:
+            row.status = "failed"
+            if item.visibility != Visibility.PUBLIC:
+                row.body = {}  # keep no private content once it cannot be delivered
+            log.warning("outbox row %d failed for good: %s", item.seq, err.reason[:80])
+            return
+        backoff = min(
+            self.config.backoff_max_seconds, self.config.backoff_base_seconds * 2 ** (row.attempts - 1)
+        ) * random.uniform(0.8, 1.2)
+        row.status = "pending"
+        row.next_attempt_at = now + dt.timedelta(seconds=max(backoff, err.retry_after or 0.0))
