@@ -55,9 +55,9 @@ class ConsolePort:
 
     async def post(self, to: ConversationRef, message: Rendered) -> str:
         mid = f"{self.platform}-{next(self._ids)}"
-        self._record(
-            Shown(self._channel(to), "post", plain(message.text), message.buttons, message_id=mid, image=message.image)
-        )
+        shown = Shown(self._channel(to), "post", plain(message.text), message.buttons, message_id=mid)
+        shown.image = message.image
+        self._record(shown)
         return mid
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
