@@ -62,6 +62,10 @@ class App:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         await self.core.ingest.aclose()
+        for port in self.relay.ports.values():
+            close = getattr(port, "aclose", None)  # ports holding connections (Slack's HTTP session)
+            if close is not None:
+                await close()
         await self.engine.dispose()
 
 

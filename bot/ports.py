@@ -21,7 +21,9 @@ class DeliveryError(Exception):
 
 
 class ChatPort(Protocol):
-    """What the outbox relay needs from a platform. Only the relay calls these."""
+    """What the outbox relay needs from a platform. Only the relay calls these. A port may also have
+    ``async def aclose()``, which App.aclose calls at shutdown. ``Rendered.image``, when set, is a
+    PNG to show with the text (or skip, saying so in the text, if the platform cannot)."""
 
     platform: Platform
 

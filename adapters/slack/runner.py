@@ -4,7 +4,7 @@
     app = await build_app(config, {"slack": port, ...})
     app.start_background()
     await run_slack(app, config.slack, stop)       # returns once ``stop`` is set
-    await app.aclose(); await port.aclose()        # the port pools one HTTP session
+    await app.aclose()                             # also closes the port's pooled HTTP session
 
 Secrets come from the environment variables the config names (never from the config itself).
 """
