@@ -99,3 +99,15 @@ def test_no_timestamp_column_anywhere_near_identity() -> None:
     assert "created_at" not in insp_cols
     assert "joined_at" not in insp_cols
     assert inspect(ParticipantRow).primary_key[0].name == "id"
+
+
+async def test_our_logs_never_carry_content_or_user_ids(harness: Harness, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG", logger="convene")
+    await story.to_vote(harness)
+    for name, _p, _s in story.PEOPLE:
+        await story.vote(harness, name, 1, "Agree")
+    await harness.driver.command(harness.person("maya"), "next")
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("convene"))
+    texts = [t for texts in story.IDEAS.values() for t in texts]
+    assert not any(t in logged for t in texts)
+    assert not any(f"U-{name}" in logged for name, _p, _s in story.PEOPLE)
