@@ -13,6 +13,7 @@ import logging
 import random
 import secrets
 import uuid
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -193,6 +194,10 @@ class Convene:
     async def _run(self, command: Any) -> DomainError | None:
         handler = self._handlers[type(command)]
         ctx: c.Context | None = command.ctx
+        if isinstance(command, c.Advance) and command.expected is None and ctx is not None:
+            # "next" means: move on from the phase the round is in *now*. Pinning it before the
+            # transaction makes two racing clicks (or a retry after a conflict) move it once.
+            command = replace(command, expected=await self._phase_now(ctx, command.round_id))
         for _attempt in range(5):
             try:
                 async with self.sessions() as s, s.begin():
@@ -217,6 +222,13 @@ class Convene:
                 self.notify_outbox()
                 return None
         return DomainError("busy_try_again")
+
+    async def _phase_now(self, ctx: c.Context, round_id: str | None) -> str | None:
+        try:
+            async with self.sessions() as s:
+                return (await self._round(s, ctx, round_id)).phase
+        except DomainError:
+            return None  # the handler itself gives the clear refusal
 
     async def _first_time(self, s: AsyncSession, request_id: str) -> bool:
         if await s.get(InboxRow, request_id) is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.keys import MemoryKeyStore
 from bot.messages import Rendered
 from bot.ports import DeliveryError
@@ -178,3 +180,30 @@ async def test_a_platform_retry_of_the_same_request_is_handled_once(harness: Har
     await h.app.core.handle(c.Advance(mctx))
     await h.app.core.handle(c.Advance(mctx))
     assert await h.scalar("select phase from rounds") == "goals"
+
+
+async def test_two_racing_next_clicks_move_the_round_once(harness: Harness) -> None:
+    h = harness
+    if h.app.engine.dialect.name == "sqlite":
+        # SQLite runs one writer at a time, so two "next" are two turns, not a race.
+        pytest.skip("a true race needs concurrent writers (PostgreSQL)")
+    await story.start(h)
+    await story.link_discord(h)
+    await story.join_all(h)
+    await story.contribute_all(h)
+    maya, ade = h.driver.people["maya"], h.driver.people["ade"]
+    await asyncio.gather(
+        h.app.core.handle(c.Advance(h.driver.context(maya))),
+        h.app.core.handle(c.Advance(h.driver.context(ade))),
+    )
+    assert await h.scalar("select phase from rounds") == "vote"
+
+
+async def test_a_button_from_another_channels_round_is_refused(harness: Harness) -> None:
+    h = harness
+    rid = await story.start(h)
+    stranger = h.person("zed", "discord")  # the Discord channel is not linked to this round
+    await h.app.core.press(h.driver.context(stranger), f"cv:{rid}:join")
+    await h.app.relay.drain()
+    assert "no longer exists here" in h.privates("zed")[-1]
+    assert await h.scalar("select count(*) from participants") == 0
