@@ -72,7 +72,7 @@ async def _prepare(rig: Rig) -> str:
         await rig.join(who, rid)
     await rig.contribute("alice", rid, "Plant reeds")
     await rig.contribute("bob", rid, "Bins at bridges")
-    await rig.no_reply(await rig.slash("owner", "next"))
+    await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
     vote = f"cv:{rid}:v:1:a"
     await rig.wait_public(lambda m: vote in rig.buttons(m))
     return vote

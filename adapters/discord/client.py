@@ -52,9 +52,6 @@ CORE_TIMEOUT = 2.5  # a form must be fetched before Discord's 3 s; otherwise def
 PAGE_PREFIX = "cvp"
 _PAGE = re.compile(r"^cvp:(?P<page>\d{1,2}):(?P<form>cv:.+)$")
 DRAFT_TTL = 15 * 60.0
-# Some commands answer only in public (next, close): after this long without a private reply the
-# "thinking..." placeholder of a deferred command is deleted, so nobody is left waiting.
-REPLY_GRACE = 2.0
 
 
 def intents() -> discord.Intents:
@@ -69,40 +66,6 @@ class _Draft:
     form: Form
     values: dict[str, str] = field(default_factory=dict)
     at: float = 0.0
-
-
-class ConveneButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cv:(?P<rest>.+)"):
-    """Every core button: the whole state is the custom_id, so it works after a restart."""
-
-    def __init__(self, custom_id: str) -> None:
-        super().__init__(discord.ui.Button(custom_id=custom_id))
-        self.action_id = custom_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ConveneButton:
-        return cls(str(getattr(item, "custom_id", "") or match.group(0)))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await cast(ConveneClient, interaction.client).on_button(interaction, self.action_id)
-
-
-class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"cvp:(?P<rest>.+)"):
-    """Opens the next modal of a form longer than one modal. Carries only the page and form id."""
-
-    def __init__(self, custom_id: str) -> None:
-        super().__init__(discord.ui.Button(custom_id=custom_id))
-        self.action_id = custom_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> ContinueButton:
-        return cls(str(getattr(item, "custom_id", "") or match.group(0)))
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        await cast(ConveneClient, interaction.client).on_continue(interaction, self.action_id)
 
 
 class ConveneClient(discord.Client):
@@ -137,11 +100,7 @@ class ConveneClient(discord.Client):
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
         self.tree.add_command(build_group(prompts))
         self._drafts: dict[tuple[str, str], _Draft] = {}
-        self.reply_grace = REPLY_GRACE
         self.core_timeout = CORE_TIMEOUT
-
-    async def setup_hook(self) -> None:
-        self.add_dynamic_items(ConveneButton, ContinueButton)
 
     # --- people and places --------------------------------------------------------------------
 
@@ -178,15 +137,6 @@ class ConveneClient(discord.Client):
             else:
                 await interaction.response.defer()
         self.acks.done(interaction.token)
-
-    async def _settle_thinking(self, interaction: discord.Interaction) -> None:
-        """Remove the "thinking..." placeholder if the core sent no private reply."""
-        if await self.acks.wait_replied(interaction.token, self.reply_grace):
-            return
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException as err:
-            log.info("could not remove a deferred placeholder: %s", err.status)
 
     async def say(self, interaction: discord.Interaction, code: str) -> None:
         """An error the core cannot queue (storage down, a bug): rendered from prompts, sent here."""
@@ -243,7 +193,6 @@ class ConveneClient(discord.Client):
         else:
             await self._defer(interaction, thinking=True)
             await run_text(core, ctx, text)
-            await self._settle_thinking(interaction)
 
     async def _on_tree_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
@@ -261,14 +210,16 @@ class ConveneClient(discord.Client):
         await self._guarded(interaction, self._button(interaction, action_id))
 
     async def _button(self, interaction: discord.Interaction, action_id: str) -> None:
-        ctx = self.context(interaction)
         core = self._core()
         cid = ComponentId.decode(action_id)
         if cid is not None and cid.verb in FORM_VERBS:
+            ctx = self.context(interaction)
             await self._form_or_defer(interaction, core.press(ctx, action_id))
             return
-        # Votes and the rest: acknowledge silently first, the confirmation follows privately.
+        # Votes and the rest: acknowledge silently first (nothing else before it), the confirmation
+        # follows privately.
         await self._defer(interaction, thinking=False)
+        ctx = self.context(interaction)
         form = await core.press(ctx, action_id)
         if form is not None:  # not expected for these verbs; never leave the person without an answer
             await core.refuse(ctx, DomainError("unknown_button"))
@@ -314,15 +265,22 @@ class ConveneClient(discord.Client):
         await self.send_form(interaction, form, int(m.group("page")))
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Modal submits (all of them: restart-safe) and clicks on ids no DynamicItem matches."""
-        data: dict[str, Any] = dict(interaction.data or {})
+        """Every button click and modal submit, decoded from its ``custom_id`` alone (restart-safe).
+
+        Not discord.py's ``DynamicItem``: that rebuilds a View of the whole clicked message
+        (``View.from_message``) and runs in one more task before the callback, which is most of
+        the gap to a bare ``defer()`` on a vote click. Slash commands go through the command tree."""
+        data: Any = interaction.data or {}
         custom_id = data.get("custom_id")
-        if interaction.type == discord.InteractionType.modal_submit:
-            await self._guarded(interaction, self._modal_submit(interaction, custom_id, data))
-        elif interaction.type == discord.InteractionType.component and (
-            not isinstance(custom_id, str) or not re.match(r"^cvp?:", custom_id)
-        ):
-            await self._guarded(interaction, self._refuse(interaction, "unknown_button", thinking=False))
+        if interaction.type == discord.InteractionType.component:
+            if isinstance(custom_id, str) and custom_id.startswith("cv:"):
+                await self.on_button(interaction, custom_id)
+            elif isinstance(custom_id, str) and custom_id.startswith(f"{PAGE_PREFIX}:"):
+                await self.on_continue(interaction, custom_id)
+            else:
+                await self._guarded(interaction, self._refuse(interaction, "unknown_button", thinking=False))
+        elif interaction.type == discord.InteractionType.modal_submit:
+            await self._guarded(interaction, self._modal_submit(interaction, custom_id, dict(data)))
 
     async def _modal_submit(
         self, interaction: discord.Interaction, custom_id: Any, data: dict[str, Any]
@@ -360,7 +318,6 @@ class ConveneClient(discord.Client):
             custom_id = form_id
         await self._defer(interaction, thinking=True)
         await self._core().submit_form(self.context(interaction), custom_id, values)
-        await self._settle_thinking(interaction)
 
     def _prune_drafts(self) -> None:
         now = asyncio.get_running_loop().time()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import discord
 
-from bot.messages import Rendered
+from bot.messages import Attachment, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
 
@@ -19,6 +21,7 @@ log = logging.getLogger("convene.discord")
 
 TOKEN_TTL = 15 * 60.0
 ACK_WAIT = 3.5  # longest a follow-up waits for its interaction's first response
+MAX_FILE = 10 * 1024 * 1024  # Discord's upload limit for bots in servers without boosts
 _PERMANENT = (401, 403, 404)
 
 
@@ -41,30 +44,13 @@ class Acks:
     (defer or modal) is accepted: before that Discord has no webhook for the token."""
 
     _events: dict[str, asyncio.Event] = field(default_factory=dict)
-    _replies: dict[str, asyncio.Event] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
 
     def begin(self, token: str) -> None:
         self._events[token] = asyncio.Event()
-        self._replies[token] = asyncio.Event()
+        self._started.pop(token, None)  # re-inserted at the end: ``_started`` stays in time order
         self._started[token] = time.monotonic()
         self._prune()
-
-    def replied(self, token: str) -> None:
-        ev = self._replies.get(token)
-        if ev is not None:
-            ev.set()
-
-    async def wait_replied(self, token: str, timeout: float) -> bool:
-        """Whether a private reply went out on ``token`` within ``timeout`` seconds."""
-        ev = self._replies.get(token)
-        if ev is None:
-            return False
-        try:
-            await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
 
     def done(self, token: str) -> None:
         ev = self._events.get(token)
@@ -84,11 +70,27 @@ class Acks:
         return started is not None and time.monotonic() - started > TOKEN_TTL - 5
 
     def _prune(self) -> None:
+        """Drop tokens older than 15 minutes: only the oldest are looked at (O(1) per click)."""
         cutoff = time.monotonic() - TOKEN_TTL
-        for tok in [t for t, at in self._started.items() if at < cutoff]:
-            self._started.pop(tok, None)
+        while self._started:
+            tok, at = next(iter(self._started.items()))
+            if at >= cutoff:
+                break
+            del self._started[tok]
             self._events.pop(tok, None)
-            self._replies.pop(tok, None)
+
+
+def _file(image: Attachment | None) -> discord.File | None:
+    """A fresh ``discord.File`` per send (discord.py consumes it). Too large: left out, logged; the
+    text still goes out (the results carry the same figures)."""
+    if image is None:
+        return None
+    if len(image.data) > MAX_FILE:
+        log.warning(
+            "an image of %d bytes is over Discord's upload limit; sending the text only", len(image.data)
+        )
+        return None
+    return discord.File(io.BytesIO(image.data), filename=image.filename)
 
 
 def _error(err: discord.HTTPException) -> DeliveryError:
@@ -119,18 +121,18 @@ class DiscordChatPort:
         return self.client
 
     async def _send_chunks(self, channel: discord.abc.Messageable, message: Rendered) -> str:
+        """Each chunk as a message; ``message.image`` goes with the first, as an attachment."""
         first = ""
-        for part in render.chunk(message):
+        for i, part in enumerate(render.chunk(message)):
+            kw: dict[str, Any] = {"allowed_mentions": render.NO_MENTIONS, "suppress_embeds": True}
             view = render.view_for(part.rows)
+            if view is not None:
+                kw["view"] = view
+            file = _file(message.image) if i == 0 else None
+            if file is not None:
+                kw["file"] = file
             try:
-                if view is None:
-                    sent = await channel.send(
-                        part.content, allowed_mentions=render.NO_MENTIONS, suppress_embeds=True
-                    )
-                else:
-                    sent = await channel.send(
-                        part.content, view=view, allowed_mentions=render.NO_MENTIONS, suppress_embeds=True
-                    )
+                sent = await channel.send(part.content, **kw)
             except discord.HTTPException as err:
                 raise _error(err) from None
             first = first or str(sent.id)
@@ -148,12 +150,12 @@ class DiscordChatPort:
         part = parts[0]
         msg = client.get_partial_messageable(int(to.channel_id)).get_partial_message(int(message_id))
         view = render.view_for(part.rows)
+        kw: dict[str, Any] = {}
+        file = _file(message.image)
+        if file is not None:
+            kw["attachments"] = [file]  # replaces the old image; without one, attachments stay as they are
         try:
-            await msg.edit(
-                content=part.content,
-                view=view,
-                allowed_mentions=render.NO_MENTIONS,
-            )
+            await msg.edit(content=part.content, view=view, allowed_mentions=render.NO_MENTIONS, **kw)
         except discord.HTTPException as err:
             raise _error(err) from None
 
@@ -174,24 +176,19 @@ class DiscordChatPort:
                 state=client._connection,
             )
             try:
-                for part in render.chunk(message):
+                for i, part in enumerate(render.chunk(message)):
+                    kw: dict[str, Any] = {
+                        "ephemeral": True,
+                        "allowed_mentions": render.NO_MENTIONS,
+                        "suppress_embeds": True,
+                    }
                     view = render.view_for(part.rows)
-                    if view is None:
-                        await webhook.send(
-                            part.content,
-                            ephemeral=True,
-                            allowed_mentions=render.NO_MENTIONS,
-                            suppress_embeds=True,
-                        )
-                    else:
-                        await webhook.send(
-                            part.content,
-                            view=view,
-                            ephemeral=True,
-                            allowed_mentions=render.NO_MENTIONS,
-                            suppress_embeds=True,
-                        )
-                self.acks.replied(token)
+                    if view is not None:
+                        kw["view"] = view
+                    file = _file(message.image) if i == 0 else None
+                    if file is not None:
+                        kw["file"] = file
+                    await webhook.send(part.content, **kw)
                 return
             except discord.HTTPException as err:
                 if err.status not in _PERMANENT:

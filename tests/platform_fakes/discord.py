@@ -83,7 +83,8 @@ class RestCall:
     query: dict[str, str]
     json: Any
     headers: dict[str, str]
-    files: list[JSON] = field(default_factory=list)  # {"name", "filename", "size"} of multipart uploads
+    # Multipart uploads: {"name" ("files[0]"), "filename", "content_type", "size", "data" (bytes)}.
+    files: list[JSON] = field(default_factory=list)
     status: int = 0
     response: Any = None
     at: float = 0.0  # fake clock
@@ -266,6 +267,8 @@ class FakeDiscord:
         self.resumes: list[JSON] = []
         self.interactions: dict[str, InteractionRecord] = {}
         self.messages: dict[str, JSON] = {}
+        #: bytes of every uploaded attachment, by attachment id (see :meth:`attachment_data`).
+        self.uploads: dict[str, bytes] = {}
         self.global_commands: list[JSON] = []
         self.guild_commands: dict[str, list[JSON]] = {}
 
@@ -282,7 +285,7 @@ class FakeDiscord:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(client_max_size=4 * rules.MAX_UPLOAD)  # the fake applies the limit itself
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         app.router.add_get("/", self._gateway)
         app.router.add_get("/resume/", self._gateway)
@@ -425,6 +428,10 @@ class FakeDiscord:
 
     def channel_messages(self, channel_id: str) -> list[JSON]:
         return [m for m in self.messages.values() if m["channel_id"] == channel_id]
+
+    def attachment_data(self, message: JSON) -> list[bytes]:
+        """The uploaded bytes of ``message``'s attachments, in order."""
+        return [self.uploads[a["id"]] for a in message.get("attachments") or [] if a["id"] in self.uploads]
 
     def find_message(self, custom_id: str) -> JSON | None:
         """The newest stored message having a component with ``custom_id``."""
@@ -766,7 +773,15 @@ class FakeDiscord:
                 if part.name == "payload_json":
                     call.json = json.loads(data)
                 else:
-                    call.files.append({"name": part.name, "filename": part.filename, "size": len(data)})
+                    call.files.append(
+                        {
+                            "name": part.name,
+                            "filename": part.filename,
+                            "content_type": part.headers.get("Content-Type"),
+                            "size": len(data),
+                            "data": data,
+                        }
+                    )
         elif request.can_read_body:
             raw = await request.read()
             call.json = json.loads(raw) if raw else None
@@ -797,6 +812,37 @@ class FakeDiscord:
         if not unauthenticated and call.headers.get("Authorization") != f"Bot {self.token}":
             return self._answer(call, rules.error(0, "401: Unauthorized"), 401)
         return await handler(call, params)
+
+    def _with_files(self, call: RestCall, body: JSON) -> JSON:
+        """``body`` with ``attachments`` as Discord returns them, built from the multipart files
+        (``files[n]`` matched to ``payload_json.attachments[].id == n``); bytes go to ``uploads``."""
+        if not call.files:
+            return body
+        described = {str(a.get("id")): a for a in body.get("attachments") or [] if isinstance(a, dict)}
+        out: list[JSON] = []
+        for f in call.files:
+            index = re.fullmatch(r"files\[(\d+)\]", str(f["name"]))
+            meta = described.get(index.group(1), {}) if index else {}
+            aid = p.snowflake()
+            filename = str(meta.get("filename") or f["filename"])
+            self.uploads[aid] = f["data"]
+            out.append(
+                {
+                    "id": aid,
+                    "filename": filename,
+                    "size": f["size"],
+                    "content_type": f["content_type"],
+                    "url": f"{self.base_url}/attachments/{aid}/{filename}",
+                    "proxy_url": f"{self.base_url}/attachments/{aid}/{filename}",
+                    **({"description": meta["description"]} if meta.get("description") else {}),
+                }
+            )
+        return {**body, "attachments": out}
+
+    def _too_large(self, call: RestCall) -> web.Response | None:
+        if sum(int(f["size"]) for f in call.files) > rules.MAX_UPLOAD:
+            return self._answer(call, rules.error(rules.ENTITY_TOO_LARGE, "Request entity too large"), 413)
+        return None
 
     def _answer(self, call: RestCall, body: Any, status: int = 200) -> web.Response:
         call.response = body
@@ -913,6 +959,7 @@ class FakeDiscord:
             content=data.get("content") or "",
             embeds=data.get("embeds") or [],
             components=data.get("components") or [],
+            attachments=data.get("attachments") or [],
             flags=int(data.get("flags") or 0),
             type=20 if ip["type"] == p.APPLICATION_COMMAND else 0,
             webhook_id=self.app_id,
@@ -965,8 +1012,11 @@ class FakeDiscord:
             if errs:
                 return self._invalid(call, errs)
 
+        if (big := self._too_large(call)) is not None:
+            return big
         rec.response = body
         message: JSON | None = None
+        data = self._with_files(call, data)
         if cb_type == 4:
             message = self._interaction_message(rec, data)
         elif cb_type == 5:
@@ -1010,6 +1060,9 @@ class FakeDiscord:
             return self._invalid(call, errs)
         if rules.is_empty_message(body, has_files=bool(call.files)):
             return self._answer(call, rules.error(rules.EMPTY_MESSAGE, "Cannot send an empty message"), 400)
+        if (big := self._too_large(call)) is not None:
+            return big
+        body = self._with_files(call, body)
         orig = rec.original
         if rec.callback_type == 5 and orig is not None and orig["flags"] & p.FLAG_LOADING:
             # Discord: the first follow-up after a deferred response replaces the "thinking"
@@ -1055,7 +1108,9 @@ class FakeDiscord:
         errs = rules.message_errors(call.json or {})
         if errs:
             return self._invalid(call, errs)
-        return self._answer(call, self._edit(msg, call.json or {}))
+        if (big := self._too_large(call)) is not None:
+            return big
+        return self._answer(call, self._edit(msg, self._with_files(call, call.json or {})))
 
     # -- channels
 
@@ -1075,6 +1130,9 @@ class FakeDiscord:
             return self._invalid(call, errs)
         if rules.is_empty_message(body, has_files=bool(call.files)):
             return self._answer(call, rules.error(rules.EMPTY_MESSAGE, "Cannot send an empty message"), 400)
+        if (big := self._too_large(call)) is not None:
+            return big
+        body = self._with_files(call, body)
         if ch["type"] == 1 and ch["recipients"][0]["id"] in self.dms_closed:
             return self._answer(
                 call, rules.error(rules.CANNOT_DM_USER, "Cannot send messages to this user"), 403
@@ -1086,6 +1144,7 @@ class FakeDiscord:
             content=body.get("content") or "",
             embeds=body.get("embeds") or [],
             components=body.get("components") or [],
+            attachments=body.get("attachments") or [],
             flags=int(body.get("flags") or 0),
         )
         self.messages[msg["id"]] = msg
@@ -1112,7 +1171,9 @@ class FakeDiscord:
         errs = rules.message_errors(call.json or {})
         if errs:
             return self._invalid(call, errs)
-        return self._answer(call, self._edit(msg, call.json or {}))
+        if (big := self._too_large(call)) is not None:
+            return big
+        return self._answer(call, self._edit(msg, self._with_files(call, call.json or {})))
 
     async def _typing(self, call: RestCall, _: dict[str, str]) -> web.StreamResponse:
         return self._answer(call, None, 204)

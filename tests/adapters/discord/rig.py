@@ -76,7 +76,6 @@ class Rig:
     def client(self, **overrides: Any) -> ConveneClient:
         kw = {"guild_ready_timeout": 0.01, **overrides}
         c = make_client(self.app, self.app.config.discord, **kw)
-        c.reply_grace = 0.3
         self.clients.append(c)
         return c
 
@@ -109,13 +108,20 @@ class Rig:
         assert msg["flags"] & p.FLAG_EPHEMERAL, msg
         return str(msg["content"])
 
-    async def no_reply(self, rec: InteractionRecord) -> None:
-        """A deferred command answered only in public: its "thinking" placeholder is removed."""
+    async def confirmed(self, rec: InteractionRecord, title: str, phase: str) -> None:
+        """A convener's ``next``/``close``/``cancel``: deferred with "thinking", then the private
+        confirmation replaces the placeholder (nothing is deleted, nothing left loading)."""
         body = await rec.callback()
         assert body["type"] == 5, body
-        await self.fake.wait_until(
-            lambda: rec.original is None and not rec.followups, 5, "the placeholder deleted"
+        assert body["data"]["flags"] & p.FLAG_EPHEMERAL, body
+        expected = self.app.core.prompts.render(
+            "round/phase_changed", {"title": title, "phase": phase}, self.port.escape
         )
+        assert await self.reply(rec) == expected
+        assert rec.original is not None
+        assert rec.original is rec.followups[0]
+        assert not rec.original["flags"] & p.FLAG_LOADING
+        assert not any(c.method == "DELETE" for c in self.fake.calls if rec.token in c.path)
 
     async def modal(self, rec: InteractionRecord) -> p.JSON:
         body = await rec.callback()

@@ -128,7 +128,7 @@ async def test_first_response_within_three_seconds_even_when_the_core_is_slow(tm
         rid = await rig.start_round()
         await rig.join("alice", rid)
         await rig.contribute("alice", rid, "Plant reeds")
-        await rig.no_reply(await rig.slash("owner", "next"))
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
         vote = f"cv:{rid}:v:1:a"
         await rig.wait_public(lambda m: vote in rig.buttons(m))
         core = client.core
@@ -230,8 +230,8 @@ async def test_goal_slash_command_with_idea_option(tmp_path: Path) -> None:
         await rig.contribute("alice", rid, "Plant reeds")
         rec = await rig.slash("alice", "goal")
         assert await rig.reply(rec)  # not a convener (and not the goals phase): refused privately
-        await rig.no_reply(await rig.slash("owner", "next"))
-        await rig.no_reply(await rig.slash("owner", "next"))
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "goals")
         modal = await rig.modal(await rig.slash("owner", "goal", {"idea": 1}))
         idea = modal["components"][0]["component"]
         assert idea["custom_id"] == "idea"
@@ -291,3 +291,11 @@ async def test_sharded_client_when_shard_count_is_set(tmp_path: Path) -> None:
             assert [i["shard"] for i in rig.fake.identifies] == [[0, 1]]
             rec = await rig.slash("alice", "help")
             assert await rig.reply(rec)
+
+
+async def test_cancel_is_confirmed_privately_and_nothing_is_deleted(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        await rig.start_round()
+        await rig.confirmed(await rig.slash("maya", "cancel"), "Cleaner river", "cancelled")
+        assert await rig.scalar("select phase from rounds") == "cancelled"
+        assert not rig.fake.calls_to("DELETE /webhooks/{app_id}/{token}/messages/{message_id}")

@@ -9,7 +9,7 @@ import pytest
 from adapters.discord import render
 from adapters.discord.port import DiscordChatPort, reply_handle
 from bot.forms import Form, FormField
-from bot.messages import Block, Button, Rendered
+from bot.messages import Attachment, Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
 from tests.adapters.discord.rig import NONE, make_rig
@@ -84,7 +84,7 @@ async def test_injection_matrix_is_inert_in_every_message(tmp_path: Path) -> Non
         await rig.join("bob", rid)
         for i, text in enumerate(INJECTIONS):
             await rig.contribute("alice" if i % 2 else "bob", rid, text) if i < 6 else None
-        await rig.no_reply(await rig.slash("owner", "next"))
+        await rig.confirmed(await rig.slash("owner", "next"), "@everyone <@&456> round", "vote")
         await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
         await rig.settle()
         public = "\n".join(m["content"] for m in rig.public())
@@ -160,9 +160,70 @@ async def test_long_post_is_split_and_buttons_kept(tmp_path: Path) -> None:
         assert rig.fake.messages[first]["content"] == "short now"
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+
+
+async def test_images_go_with_the_first_message_of_every_kind_of_send(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running() as client:
+        to = ConversationRef(Platform.DISCORD, str(rig.channel["guild_id"]), str(rig.channel["id"]))
+        alice = str(rig.users["alice"]["id"])
+        image = Attachment("consensus.png", PNG)
+        long = Rendered((Block("word " * 1000),), image=image)
+        first = await rig.port.post(to, long)
+        posts = [c for c in rig.fake.calls_to("POST /channels/{channel_id}/messages") if c.status == 200]
+        assert [len(c.files) for c in posts] == [1, 0, 0]
+        assert rig.fake.attachment_data(rig.fake.messages[first]) == [PNG]
+        # A direct message and an ephemeral follow-up carry it too.
+        dm = await rig.port.send_direct(to.workspace_id, alice, Rendered((Block("yours"),), image=image))
+        assert rig.fake.attachment_data(rig.fake.messages[dm]) == [PNG]
+        rec = await rig.slash("alice", "help")
+        await rig.reply(rec)
+        handle = reply_handle(client.application_id or 0, rec.token)
+        await rig.port.post_private(to, alice, Rendered((Block("private"),), image=image), handle)
+        [_, followup] = await rec.wait_followups(2)
+        assert followup["flags"] & p.FLAG_EPHEMERAL
+        assert rig.fake.attachment_data(followup) == [PNG]
+        # An edit with an image replaces the old one; without one, the attachment stays.
+        other = Attachment("other.png", PNG + b"x")
+        await rig.port.edit(to, first, Rendered((Block("edited"),), image=other))
+        assert rig.fake.attachment_data(rig.fake.messages[first]) == [PNG + b"x"]
+        await rig.port.edit(to, first, Rendered((Block("again"),)))
+        assert rig.fake.attachment_data(rig.fake.messages[first]) == [PNG + b"x"]
+        for _call, body in rig.fake.sent_messages():
+            assert body.get("allowed_mentions") == NONE
+
+
+async def test_an_image_over_the_upload_limit_is_left_out(tmp_path: Path) -> None:
+    from adapters.discord import port as port_module
+
+    async with make_rig(tmp_path) as rig, rig.running():
+        to = ConversationRef(Platform.DISCORD, str(rig.channel["guild_id"]), str(rig.channel["id"]))
+        big = Attachment("huge.png", PNG + b"\0" * port_module.MAX_FILE)
+        mid = await rig.port.post(to, Rendered((Block("the text still goes"),), image=big))
+        assert rig.fake.messages[mid]["content"] == "the text still goes"
+        assert not rig.fake.messages[mid]["attachments"]
+
+
 async def test_port_before_connect_is_a_transient_failure() -> None:
     port = DiscordChatPort()
     with pytest.raises(DeliveryError) as err:
         await port.post(ConversationRef(Platform.DISCORD, "1", "2"), Rendered((Block("x"),)))
     assert not err.value.permanent
     assert p.FLAG_EPHEMERAL == 64
+
+
+def test_acks_forget_tokens_after_fifteen_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.discord import port as port_module
+
+    now = [1000.0]
+    monkeypatch.setattr(port_module.time, "monotonic", lambda: now[0])
+    acks = port_module.Acks()
+    acks.begin("old")
+    now[0] += 60
+    acks.begin("newer")
+    now[0] += port_module.TOKEN_TTL - 30  # "old" is past 15 minutes, "newer" is not
+    assert acks.expired("old")
+    acks.begin("latest")
+    assert list(acks._started) == ["newer", "latest"]
+    assert set(acks._events) == {"newer", "latest"}
+    assert not acks.expired("latest")

@@ -66,7 +66,7 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
 
         # Only the convener moves the round on.
         nxt = await rig.slash("owner", "next")
-        await rig.no_reply(nxt)
+        await rig.confirmed(nxt, "Cleaner river", "vote")
         await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
         votes = _ids(rig, "v")
         assert len(votes) == 9  # three ideas x agree/disagree/pass
@@ -78,7 +78,7 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
                     await rig.reply(rec)
 
         nxt = await rig.slash("maya", "next")  # a convener by role
-        await rig.no_reply(nxt)
+        await rig.confirmed(nxt, "Cleaner river", "goals")
         await rig.wait_public(lambda m: any(":goal:" in c for c in rig.buttons(m)))
 
         # The goal form has ten fields: two modals chained by a private "continue" button.
@@ -109,7 +109,7 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
         await rig.wait_public(lambda m: "Reeds on 2 km of bank" in m["content"])
 
         nxt = await rig.slash("owner", "next")
-        await rig.no_reply(nxt)
+        await rig.confirmed(nxt, "Cleaner river", "actions")
         rec = await rig.slash("owner", "action", {"goal": 1})
         modal = await rig.modal(rec)
         sub = await rig.submit(
@@ -133,7 +133,7 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
         )
 
         close = await rig.slash("owner", "close")
-        await rig.no_reply(close)
+        await rig.confirmed(close, "Cleaner river", "closed")
         await rig.wait_public(lambda m: "Order reed plugs" in m["content"] and "Reeds" in m["content"])
 
         # Nothing public names a participant (only the action owner, who volunteered).
@@ -148,4 +148,40 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
                 assert msg["flags"] & p.FLAG_EPHEMERAL
         for _call, body in rig.fake.sent_messages():
             assert body.get("allowed_mentions") == NONE, body
+        assert not rig.fake.pings()
+
+
+async def test_vote_close_posts_the_consensus_chart(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        rid = await rig.start_round()
+        for who in ("alice", "bob"):
+            await rig.join(who, rid, "business" if who == "alice" else "resident")
+        await rig.contribute("alice", rid, "Plant reeds")
+        await rig.contribute("bob", rid, "Monthly clean-up walks")
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
+        await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
+        for who in ("alice", "bob"):
+            for cid in _ids(rig, "v"):
+                if cid.endswith(":a"):
+                    await rig.reply(await rig.click(who, cid))
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "goals")
+        chart = await rig.wait_public(lambda m: m["attachments"])
+        assert chart["content"] == rig.app.core.prompts.render("goals/chart", {})
+        [attachment] = chart["attachments"]
+        assert attachment["filename"] == "consensus.png"
+        [png] = rig.fake.attachment_data(chart)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        assert attachment["size"] == len(png)
+        [upload] = [c for c in rig.fake.calls_to("POST /channels/{channel_id}/messages") if c.files]
+        assert upload.response["id"] == chart["id"]
+        assert upload.json["allowed_mentions"] == NONE
+        assert [(f["name"], f["data"]) for f in upload.files] == [("files[0]", png)]
+        # Posted once, after the results (their "make this a goal" buttons) and before "goals are open".
+        opened = rig.app.core.prompts.render("goals/open", {"title": "Cleaner river"}, rig.port.escape)
+        await rig.wait_public(lambda m: m["content"] == opened)
+        public = rig.public()
+        assert [m["id"] for m in public if m["attachments"]] == [chart["id"]]
+        at = public.index(chart)
+        assert any(":goal:" in c for m in public[:at] for c in rig.buttons(m))
+        assert [m["content"] for m in public[at + 1 :]] == [opened]
         assert not rig.fake.pings()

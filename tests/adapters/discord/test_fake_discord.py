@@ -9,6 +9,7 @@ Discord rules the fake enforces (3 s, double ack, token TTL, limits, allowed_men
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -568,3 +569,31 @@ async def test_dm_channel_and_closed_dms(fake_discord: FakeDiscord, run_client: 
             await dm.send("again")
         assert info.value.code == 50007
     assert [m["content"] for m in fake_discord.channel_messages(str(dm.id))] == ["your receipt"]
+
+
+async def test_multipart_uploads_are_parsed_and_kept(
+    fake_discord: FakeDiscord, run_client: RunClient
+) -> None:
+    """discord.py's multipart body (payload_json + files[n]) becomes attachments with the bytes kept;
+    a request over the upload limit is refused with 413/40005 as Discord does."""
+    bot = make_bot()
+    async with run_client(bot):
+        channel = bot.get_channel(int(fake_discord.channel["id"]))
+        assert isinstance(channel, discord.TextChannel)
+        data = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+        file = discord.File(io.BytesIO(data), filename="chart.png", description="a chart")
+        sent = await channel.send("with a file", file=file, allowed_mentions=discord.AllowedMentions.none())
+        assert [a.filename for a in sent.attachments] == ["chart.png"]
+        assert sent.attachments[0].size == len(data)
+        stored = fake_discord.messages[str(sent.id)]
+        assert fake_discord.attachment_data(stored) == [data]
+        assert stored["attachments"][0]["description"] == "a chart"
+        [call] = [c for c in fake_discord.calls_to("POST /channels/{channel_id}/messages") if c.files]
+        assert call.json["allowed_mentions"] == NONE  # payload_json is parsed like a JSON body
+        assert call.files[0]["data"] == data
+
+        huge = discord.File(io.BytesIO(b"\0" * (10 * 1024 * 1024 + 1)), filename="huge.bin")
+        with pytest.raises(discord.HTTPException) as info:
+            await channel.send(file=huge)
+        assert info.value.status == 413
+        assert info.value.code == 40005
