@@ -9,14 +9,41 @@ Rendering rules (Block Kit limits, see /work/shared/design/platform-testing.md �
   and `edit` rewrites that first message only (cards are always small);
 * every message carries a plain fallback ``text`` and ``unfurl_links/unfurl_media=False``.
 
+Images (``Rendered.image``, a PNG; today the consensus chart at vote close), in `post` and
+`send_direct`, with Slack's current upload flow (what slack_sdk's ``files_upload_v2`` does, spelled
+out so that every step's failure maps onto a `DeliveryError`):
+
+1. ``files.getUploadURLExternal`` (filename, length, ``alt_txt`` = the plain text) and the POST of
+   the bytes to the returned ``upload_url``: nothing is visible yet, so a failure here (a 403, a
+   ``missing_scope`` without ``files:write``, a long 429) leaves the channel untouched and the relay
+   retries or fails the row cleanly;
+2. ``chat.postMessage`` with the text as Block Kit, as for any message: its ``ts`` is the message
+   id `post` returns (``files.completeUploadExternal`` answers with the file, never a message ``ts``:
+   Slack shares files asynchronously);
+3. ``files.completeUploadExternal`` with ``channel_id``: the picture appears right below its text.
+
+Why not ``initial_comment`` (one message): it takes no buttons or Block Kit sections, and yields no
+``ts`` to edit. The price of two messages is a window between 2 and 3: if 3 fails for a while, the
+text is already shown; the port remembers that (per process) and a retry of the same message to the
+same channel uploads and shares the picture without posting the text again. A permanent failure of 3
+(``not_in_channel``: files need the bot in the channel) leaves the text without its picture.
+
+Editing a message that was posted with an image (`edit` on the returned ``ts``) rewrites the text
+message only; the shared picture stays as it was (Slack cannot swap a shared file's contents), so a
+changed chart has to be posted anew. Ephemeral replies (`post_private`) cannot carry uploaded files:
+their image is left out and the text, which describes it, is shown alone.
+
 User values arrive already passed through `escape`, which makes ``&``, ``<`` and ``>`` inert, so
 ``<!channel>``, ``<@U…>``, ``<!subteam^…>`` and ``<https://…|…>`` show as text and trigger nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import re
+from collections import OrderedDict
 from typing import Any
 
 import aiohttp
@@ -29,7 +56,7 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from bot.messages import Block, Button, Rendered
+from bot.messages import Attachment, Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
 
@@ -44,6 +71,10 @@ MAX_FALLBACK_TEXT = 3000
 # Retry-After waits longer than this are not slept through inside the relay: the row goes back to
 # the outbox with ``retry_after`` instead, so one slow channel does not hold up the others.
 MAX_INLINE_RETRY_WAIT = 5.0
+MAX_ALT_TEXT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond this
+UPLOAD_ATTEMPTS = 3  # POSTs of a file's bytes, counting retries after a short Retry-After
+# Messages whose text went out but whose picture was not shared yet (see the module docstring).
+MAX_REMEMBERED_TEXTS = 256
 
 # Errors that will not go away by retrying: the token, the channel or the payload is wrong.
 PERMANENT_ERRORS = frozenset(
@@ -70,6 +101,11 @@ PERMANENT_ERRORS = frozenset(
         "message_not_found",
         "cant_update_message",
         "edit_window_closed",
+        "file_uploads_disabled",
+        "file_uploads_except_images_disabled",
+        "file_type_not_allowed",
+        "file_upload_size_restricted",
+        "alt_txt_too_large",
     }
 )
 # Ephemeral delivery in a channel the bot is not in: the response_url still works (slash commands
@@ -213,6 +249,8 @@ class SlackChatPort:
         self.client = client
         self.pool = pool
         self._own_session: aiohttp.ClientSession | None = None
+        # Texts posted whose picture is not shared yet: key -> first ts (module docstring).
+        self._shown_without_image: OrderedDict[str, str] = OrderedDict()
 
     def _session(self) -> None:
         """One pooled HTTP session for every call (slack_sdk opens a new one per call otherwise);
@@ -233,20 +271,19 @@ class SlackChatPort:
         return escape(text)
 
     async def post(self, to: ConversationRef, message: Rendered) -> str:
-        first: str | None = None
-        for text, blocks in render_messages(message):
-            ts = await self._post_message(to.channel_id, text, blocks)
-            first = first or ts
-        assert first is not None
-        return first
+        return await self._post(to.channel_id, message)
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
+        """Rewrites the text (first message); an image posted with it is left as it was."""
         text, blocks = render_messages(message)[0]
         await self._call("chat_update", channel=to.channel_id, ts=message_id, text=text, blocks=blocks)
 
     async def post_private(
         self, to: ConversationRef, user_id: str, message: Rendered, reply_handle: str | None
     ) -> None:
+        """Ephemeral; an image is left out (ephemeral messages cannot carry uploaded files)."""
+        if message.image is not None:
+            log.debug("slack: an ephemeral reply cannot carry an image; sent the text alone")
         for text, blocks in render_messages(message):
             try:
                 await self._call(
@@ -263,12 +300,92 @@ class SlackChatPort:
         channel = opened.get("channel", {}).get("id") if isinstance(opened.get("channel"), dict) else None
         if not isinstance(channel, str) or not channel:
             raise DeliveryError("conversations.open returned no channel")
+        return await self._post(channel, message)
+
+    async def _post(self, channel: str, message: Rendered) -> str:
+        """The text as one or more messages, then the image if any (module docstring); returns the
+        first message's ``ts``."""
+        pieces = render_messages(message)
+        if message.image is None:
+            return await self._post_pieces(channel, pieces)
+        image = message.image
+        key = _posted_key(channel, pieces, image)
+        file_id = await self._upload(image, alt_text=pieces[0][0])
+        first = self._shown_without_image.get(key)
+        if first is None:
+            first = await self._post_pieces(channel, pieces)
+            self._shown_without_image[key] = first
+            while len(self._shown_without_image) > MAX_REMEMBERED_TEXTS:
+                self._shown_without_image.popitem(last=False)
+        try:
+            await self._call(
+                "files_completeUploadExternal",
+                files=[{"id": file_id, "title": image.filename}],
+                channel_id=channel,
+            )
+        except DeliveryError as err:
+            if err.permanent:
+                self._shown_without_image.pop(key, None)
+            raise
+        self._shown_without_image.pop(key, None)
+        return first
+
+    async def _post_pieces(self, channel: str, pieces: list[tuple[str, list[dict[str, Any]]]]) -> str:
         first: str | None = None
-        for text, blocks in render_messages(message):
+        for text, blocks in pieces:
             ts = await self._post_message(channel, text, blocks)
             first = first or ts
         assert first is not None
         return first
+
+    async def _upload(self, image: Attachment, *, alt_text: str) -> str:
+        """Steps 1 and 2 of an image post: an upload URL, then the bytes. Returns the file id."""
+        data = await self._call(
+            "files_getUploadURLExternal",
+            filename=image.filename,
+            length=len(image.data),
+            alt_txt=alt_text.strip()[:MAX_ALT_TEXT] or None,
+        )
+        url, file_id = data.get("upload_url"), data.get("file_id")
+        if not isinstance(url, str) or not url or not isinstance(file_id, str) or not file_id:
+            raise DeliveryError("files.getUploadURLExternal returned no upload_url")
+        await self._upload_bytes(url, image.data)
+        return file_id
+
+    async def _upload_bytes(self, url: str, data: bytes) -> None:
+        """POST the bytes to an upload URL (pre-signed: no token). A 429 with a short Retry-After is
+        waited out here, a longer one goes back to the outbox; 401/403 and other 4xx are permanent,
+        except an expired URL (404/410), which a retry replaces with a fresh one."""
+        self._session()
+        shared = self.client.session
+        session = shared if shared is not None and not shared.closed else aiohttp.ClientSession()
+        try:
+            for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+                try:
+                    async with session.post(
+                        url,
+                        data=data,
+                        headers={"Content-Type": "application/octet-stream"},
+                        timeout=aiohttp.ClientTimeout(total=self.client.timeout),
+                    ) as resp:
+                        status, headers = resp.status, resp.headers
+                        await resp.read()
+                except (aiohttp.ClientError, OSError, TimeoutError) as err:
+                    raise DeliveryError(f"file upload: network: {type(err).__name__}") from None
+                if status == 200:
+                    return
+                if status == 429:
+                    wait = _retry_after(headers)
+                    wait = 1.0 if wait is None else wait
+                    if wait <= MAX_INLINE_RETRY_WAIT and attempt < UPLOAD_ATTEMPTS:
+                        await asyncio.sleep(wait)
+                        continue
+                    raise DeliveryError("file upload: ratelimited", retry_after=wait)
+                permanent = 400 <= status < 500 and status not in (404, 408, 410)
+                raise DeliveryError(f"file upload: HTTP {status}", permanent=permanent)
+        finally:
+            if session is not shared:
+                await session.close()
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -318,6 +435,14 @@ class SlackChatPort:
         if resp.status_code >= 400:
             # An expired or used-up response_url never comes back.
             raise DeliveryError(f"response_url: HTTP {resp.status_code}", permanent=resp.status_code < 500)
+
+
+def _posted_key(channel: str, pieces: list[tuple[str, list[dict[str, Any]]]], image: Attachment) -> str:
+    digest = hashlib.sha256(channel.encode())
+    for text, _blocks in pieces:
+        digest.update(b"\0" + text.encode())
+    digest.update(b"\0" + image.filename.encode() + b"\0" + image.data)
+    return digest.hexdigest()
 
 
 def _delivery_error(err: SlackApiError) -> DeliveryError:

@@ -13,8 +13,8 @@ import logging
 import random
 import secrets
 import uuid
-from dataclasses import replace
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, event, func, select, update

@@ -72,7 +72,8 @@ class OutboxRelay:
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await self.run_once()
+                if await self.run_once() >= self.batch:
+                    continue  # a full pass: more is waiting, so go again now rather than after a poll
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
             try:
@@ -91,10 +92,12 @@ class OutboxRelay:
                 break
         return total
 
-    async def run_once(self, limit: int = 50) -> int:
+    batch = 50  # rows claimed per pass
+
+    async def run_once(self, limit: int | None = None) -> int:
         """One pass: claim, deliver (concurrently across conversations, in order within one), then
         mark every outcome in one transaction."""
-        claimed, slots = await self._claim(limit)
+        claimed, slots = await self._claim(limit or self.batch)
         if not claimed:
             return 0
         lanes: dict[tuple[ConversationRef, int], list[_Claimed]] = {}

@@ -6,6 +6,8 @@ One aiohttp server on 127.0.0.1 with an ephemeral port, in the test's event loop
   is recorded (`RecordedCall`) with parsed params, headers and the response sent.
 * ``/response/<id>``: response_urls handed out in payloads built via ``fake.payloads``.
 * ``/link/?ticket=...``: Socket Mode websocket, the URL that ``apps.connections.open`` returns.
+* ``/upload/v1/<key>``: the file upload URLs that ``files.getUploadURLExternal`` hands out (Slack's
+  ``files.slack.com/upload/v1/...``); ``files.completeUploadExternal`` shares what was uploaded.
 
 The fake enforces some of Slack's real rules (tokens, Block Kit limits, modal limits, trigger_id
 lifetime/single use) so that bugs which Slack would reject fail here too. See the module docstrings
@@ -17,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import email
+import email.policy
 import itertools
 import json
 import secrets
@@ -72,6 +76,9 @@ TRIGGER_TTL = 3.0  # seconds; Slack: "trigger_id expires in 3 seconds", single u
 RESPONSE_URL_TTL = 30 * 60.0
 RESPONSE_URL_MAX_USES = 5  # Slack docs: up to 5 times within 30 minutes
 ACK_DEADLINE = 3.0  # Slack's ack deadline for Socket Mode envelopes
+MAX_ALT_TEXT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond this
+MAX_UPLOAD_BYTES = 1024 * 1024 * 1024  # Slack's 1 GB file limit (slack_sdk's MAX_V2_FILE_SIZE)
+UPLOAD_URL_TTL = 10 * 60.0  # not documented; the fake expires unused upload URLs after this
 
 Json = dict[str, Any]
 
@@ -143,6 +150,30 @@ class SocketConnection:
     received: list[Json] = field(default_factory=list)  # every JSON frame from the app (acks)
 
 
+@dataclass
+class FakeFile:
+    """A file the app started uploading with ``files.getUploadURLExternal``."""
+
+    id: str
+    filename: str
+    length: int  # as declared; the upload must match it
+    alt_txt: str | None
+    upload_key: str
+    issued_at: float
+    data: bytes | None = None  # set by the POST to the upload URL
+    title: str | None = None
+    channels: list[str] = field(default_factory=list)  # set by files.completeUploadExternal
+    message_ts: str | None = None  # the file-share message in the channel
+
+    @property
+    def uploaded(self) -> bool:
+        return self.data is not None
+
+    @property
+    def completed(self) -> bool:
+        return bool(self.channels) or self.title is not None
+
+
 class _TokenError(Exception):
     def __init__(self, error: str) -> None:
         self.error = error
@@ -176,6 +207,9 @@ class FakeSlackWebAPI:
         self.extra_bot_tokens: set[str] = set()  # e.g. other installations' tokens
         self.revoked_tokens: set[str] = set()  # -> "token_revoked"
         self.known_channels: set[str] | None = None if known_channels is None else set(known_channels)
+        # Channels the bot is a member of (None: all). Sharing a file needs membership
+        # (-> not_in_channel), as does posting without chat:write.public; DMs always count.
+        self.member_channels: set[str] | None = None
         self.payloads = SlackPayloads(self.workspace, issuer=self)
         self._clock = clock
         self._clock_offset = 0.0
@@ -187,6 +221,8 @@ class FakeSlackWebAPI:
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, list[float]] = {}  # id -> [issued_at, uses]
         self._views: dict[str, Json] = {}
+        self._files: dict[str, FakeFile] = {}  # file id -> file
+        self._uploads: dict[str, str] = {}  # upload URL key -> file id
         self._messages: dict[str, dict[str, Json]] = defaultdict(dict)  # channel -> ts -> message
         self._ts_base = int(time.time())
         self._ts_counter = itertools.count(1)
@@ -209,6 +245,8 @@ class FakeSlackWebAPI:
             "views.update": self._views_update,
             "conversations.open": self._conversations_open,
             "apps.connections.open": self._apps_connections_open,
+            "files.getUploadURLExternal": self._files_get_upload_url_external,
+            "files.completeUploadExternal": self._files_complete_upload_external,
         }
 
     # lifecycle ----------------------------------------------------------------------------------
@@ -217,6 +255,7 @@ class FakeSlackWebAPI:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{rid}", self._response_url)
         app.router.add_get("/link/", self._socket)
+        app.router.add_post("/upload/v1/{key}", self._file_upload)
         # Short shutdown_timeout: aiohttp would otherwise wait up to 60 s for open handlers.
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -323,6 +362,14 @@ class FakeSlackWebAPI:
         """Views the app has opened/pushed/updated, and ones built by payload builders, by id."""
         return dict(self._views)
 
+    def files(self, channel: str | None = None) -> list[FakeFile]:
+        """Files shared by ``files.completeUploadExternal`` (to ``channel``, or anywhere), oldest first."""
+        return [f for f in self._files.values() if f.channels and (channel is None or channel in f.channels)]
+
+    def pending_files(self) -> list[FakeFile]:
+        """Files whose upload was started but never completed (Slack discards these)."""
+        return [f for f in self._files.values() if not f.completed]
+
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
@@ -359,6 +406,8 @@ class FakeSlackWebAPI:
         * ``status=401/403/5xx``: that status with an error body (``invalid_auth``/``access_denied``/
           ``internal_error`` unless `error` is given);
         * ``delay``: seconds to wait before answering (client timeouts).
+
+        ``method="file_upload"`` targets the POST of a file's bytes to its upload URL.
         """
         if status is None:
             status = 200 if error is not None else 429
@@ -664,6 +713,154 @@ class FakeSlackWebAPI:
         ticket = str(uuid.uuid4())
         self._tickets.add(ticket)
         return {"ok": True, "url": f"ws://127.0.0.1:{self._port}/link/?ticket={ticket}&app_id=fake"}
+
+    # file uploads (files.getUploadURLExternal -> POST bytes -> files.completeUploadExternal) -----
+    # Error names follow Slack's method pages where they list them (alt_txt_too_large, missing_argument,
+    # invalid_arguments, channel_not_found, not_in_channel); file_not_found for an id Slack never
+    # issued or never received bytes for, and the upload URL's 404/400 answers, are approximations.
+    async def _files_get_upload_url_external(self, call: RecordedCall) -> Json:
+        filename, raw_length = call.get("filename"), call.get("length")
+        if not isinstance(filename, str) or not filename.strip():
+            return {"ok": False, "error": "invalid_arguments"}
+        try:
+            length = int(str(raw_length))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if length <= 0:
+            return {"ok": False, "error": "missing_argument"}
+        if length > MAX_UPLOAD_BYTES:
+            return {"ok": False, "error": "file_upload_size_restricted"}
+        alt = call.get("alt_txt")
+        if isinstance(alt, str) and len(alt) > MAX_ALT_TEXT:
+            return {"ok": False, "error": "alt_txt_too_large"}
+        file_id = self._new_id("F")
+        key = secrets.token_urlsafe(16)
+        self._files[file_id] = FakeFile(
+            file_id, filename, length, alt if isinstance(alt, str) else None, key, self.now()
+        )
+        self._uploads[key] = file_id
+        return {"ok": True, "upload_url": f"{self.url}/upload/v1/{key}", "file_id": file_id}
+
+    async def _file_upload(self, request: web.Request) -> web.Response:
+        """The upload URL: raw bytes, or multipart form data with the bytes in a ``filename`` field.
+        Pre-signed like Slack's: no token needed (and none is recorded)."""
+        key = request.match_info["key"]
+        raw = await request.read()
+        call = RecordedCall(
+            method="file_upload",
+            http_method=request.method,
+            path=request.path,
+            params={"key": key},
+            headers=dict(request.headers),
+            token=None,
+            raw_body=raw,
+            content_type=request.content_type,
+            at=time.monotonic(),
+        )
+        fault = self._take_fault("file_upload")
+        if fault is not None:
+            return await self._answer(call, fault)
+        data = raw
+        if request.content_type.startswith("multipart/"):
+            data = self._multipart_file(request.headers.get("Content-Type", ""), raw)
+        file_id = self._uploads.get(key)
+        entry = self._files.get(file_id) if file_id else None
+        if entry is None or entry.completed or self.now() - entry.issued_at > UPLOAD_URL_TTL:
+            status, text = 404, "upload url not found"
+        elif len(data) != entry.length:
+            status, text = 400, f"length mismatch: declared {entry.length}, received {len(data)}"
+        else:
+            entry.data = data
+            status, text = 200, f"OK - {len(data)}"
+        call.status, call.response = status, {"ok": status == 200, "text": text, "file_id": file_id}
+        call.params["file_id"] = file_id
+        self._calls.append(call)
+        await self._notify()
+        return web.Response(status=status, text=text, content_type="text/plain")
+
+    @staticmethod
+    def _multipart_file(content_type: str, raw: bytes) -> bytes:
+        """The bytes of the ``filename`` (or ``file``) field of a multipart body."""
+        message = email.message_from_bytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + raw, policy=email.policy.HTTP
+        )
+        for part in message.iter_parts() if message.is_multipart() else ():
+            if part.get_param("name", header="content-disposition") in ("filename", "file"):
+                payload = part.get_payload(decode=True)
+                return payload if isinstance(payload, bytes) else b""
+        return b""
+
+    async def _files_complete_upload_external(self, call: RecordedCall) -> Json:
+        files = decode_json_field(call.get("files"))
+        if not isinstance(files, list) or not files or not all(isinstance(f, dict) for f in files):
+            return {"ok": False, "error": "invalid_arguments"}
+        entries: list[tuple[FakeFile, Any]] = []
+        for f in files:
+            entry = self._files.get(str(f.get("id")))
+            if entry is None or not entry.uploaded or entry.completed:
+                return {"ok": False, "error": "file_not_found"}
+            entries.append((entry, f.get("title")))
+        raw_channels = call.get("channel_id") or call.get("channels") or ""
+        targets = [c.strip() for c in str(raw_channels).split(",") if c.strip()]
+        thread_ts = call.get("thread_ts")
+        resolved: list[str] = []
+        for target in targets:
+            channel = self._resolve_channel(target)
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            if not self._is_member(channel):
+                return {"ok": False, "error": "not_in_channel"}
+            if thread_ts and thread_ts not in self._messages.get(channel, {}):
+                return {"ok": False, "error": "invalid_arguments"}
+            resolved.append(channel)
+        if thread_ts and len(resolved) != 1:
+            return {"ok": False, "error": "invalid_arguments"}
+        comment = call.get("initial_comment")
+        blocks = None if comment else decode_json_field(call.get("blocks"))
+        if blocks is not None and (problems := validate_blocks(blocks, max_blocks=MAX_MESSAGE_BLOCKS)):
+            return self._invalid("invalid_blocks", problems)
+        for entry, title in entries:
+            entry.title = str(title) if title else entry.filename
+        for channel in resolved:
+            ts = self.new_ts()
+            ws = self.workspace
+            msg: Json = {
+                "type": "message",
+                "subtype": "file_share",
+                "upload": True,
+                "user": ws.bot_user_id,
+                "bot_id": ws.bot_id,
+                "text": comment if isinstance(comment, str) else "",
+                "files": [self._file_object(e) for e, _ in entries],
+                "ts": ts,
+            }
+            if blocks is not None:
+                msg["blocks"] = blocks
+            if thread_ts:
+                msg["thread_ts"] = thread_ts
+            self._messages[channel][ts] = msg
+            for entry, _ in entries:
+                entry.channels.append(channel)
+                entry.message_ts = entry.message_ts or ts
+        # As on Slack, sharing completes asynchronously: "shares" is empty in this answer.
+        return {"ok": True, "files": [{**self._file_object(e), "shares": {}} for e, _ in entries]}
+
+    def _file_object(self, entry: FakeFile) -> Json:
+        png = entry.data is not None and entry.data.startswith(b"\x89PNG")
+        return {
+            "id": entry.id,
+            "name": entry.filename,
+            "title": entry.title or entry.filename,
+            "mimetype": "image/png" if png else "application/octet-stream",
+            "filetype": "png" if png else "binary",
+            "size": entry.length,
+            "alt_txt": entry.alt_txt,
+            "user": self.workspace.bot_user_id,
+            "url_private": f"https://files.slack.com/files-pri/{self.workspace.team_id}-{entry.id}/{entry.filename}",
+        }
+
+    def _is_member(self, channel: str) -> bool:
+        return channel.startswith("D") or self.member_channels is None or channel in self.member_channels
 
     # response_url -------------------------------------------------------------------------------
     async def _response_url(self, request: web.Request) -> web.Response:

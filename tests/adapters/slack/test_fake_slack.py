@@ -7,6 +7,7 @@ recorded by the fake. Socket Mode: bolt's AsyncSocketModeHandler connected to th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -480,3 +481,93 @@ async def test_response_url_rules(fake_slack: FakeSlackWebAPI) -> None:
         async with session.post(f"{fake_slack.url}/response/unknown", json={"text": "x"}) as resp:
             assert resp.status == 404
     assert len(fake_slack.calls("response_url")) == 7
+
+
+async def test_files_upload_v2_against_the_fake(fake_slack: FakeSlackWebAPI) -> None:
+    """slack_sdk's own three-step upload works against the fake, as it does against Slack."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    client = fake_slack.web_client()
+    resp = await client.files_upload_v2(
+        channel="C0GENERAL", file=png, filename="chart.png", title="Chart", initial_comment="the chart"
+    )
+    assert resp["file"]["name"] == "chart.png"
+    assert resp["file"]["shares"] == {}  # sharing completes asynchronously on Slack
+    assert fake_slack.methods() == [
+        "files.getUploadURLExternal",
+        "file_upload",
+        "files.completeUploadExternal",
+    ]
+    [shared] = fake_slack.files("C0GENERAL")
+    assert (shared.data, shared.title, shared.channels) == (png, "Chart", ["C0GENERAL"])
+    [message] = fake_slack.messages("C0GENERAL")
+    assert (message["subtype"], message["text"], message["files"][0]["mimetype"]) == (
+        "file_share",
+        "the chart",
+        "image/png",
+    )
+
+
+async def test_file_upload_rules(fake_slack: FakeSlackWebAPI) -> None:
+    import aiohttp
+
+    client = fake_slack.web_client()
+
+    async def error_of(method: str, **params: Any) -> str:
+        with pytest.raises(SlackApiError) as exc:
+            await client.api_call(method, params=params)
+        return str(exc.value.response["error"])
+
+    assert await error_of("files.getUploadURLExternal", filename="a.png") == "invalid_arguments"
+    assert await error_of("files.getUploadURLExternal", filename="a.png", length=0) == "missing_argument"
+    too_long = "x" * 1001
+    assert (
+        await error_of("files.getUploadURLExternal", filename="a.png", length=3, alt_txt=too_long)
+        == "alt_txt_too_large"
+    )
+    issued = await client.files_getUploadURLExternal(filename="a.png", length=3)
+    url, file_id = issued["upload_url"], issued["file_id"]
+    assert url.startswith(f"{fake_slack.url}/upload/v1/")
+    done = json.dumps([{"id": file_id}])
+    # Not uploaded yet, unknown ids, unknown channels.
+    assert (
+        await error_of("files.completeUploadExternal", files=done, channel_id="C0GENERAL") == "file_not_found"
+    )
+    assert await error_of("files.completeUploadExternal", files='[{"id": "F0NOPE"}]') == "file_not_found"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, data=b"toolong") as resp:
+            assert resp.status == 400  # not the declared length
+        async with session.post(f"{fake_slack.url}/upload/v1/unknown", data=b"abc") as resp:
+            assert resp.status == 404
+        form = aiohttp.FormData()
+        form.add_field("filename", b"abc", filename="a.png")
+        async with session.post(url, data=form) as resp:  # multipart, as the docs' curl example
+            assert (resp.status, await resp.text()) == (200, "OK - 3")
+    fake_slack.known_channels = {"C0GENERAL"}
+    assert (
+        await error_of("files.completeUploadExternal", files=done, channel_id="C0NOPE") == "channel_not_found"
+    )
+    fake_slack.member_channels = set()
+    assert (
+        await error_of("files.completeUploadExternal", files=done, channel_id="C0GENERAL") == "not_in_channel"
+    )
+    fake_slack.member_channels = None
+    assert await error_of(
+        "files.completeUploadExternal", files=done, channel_id="C0GENERAL", thread_ts="1.2"
+    ) == ("invalid_arguments")
+    assert (await client.files_completeUploadExternal(files=[{"id": file_id}], channel_id="C0GENERAL"))["ok"]
+    assert fake_slack.files("C0GENERAL")[0].data == b"abc"
+    # Completed once: the id and its upload URL are spent.
+    assert (
+        await error_of("files.completeUploadExternal", files=done, channel_id="C0GENERAL") == "file_not_found"
+    )
+    async with aiohttp.ClientSession() as session, session.post(url, data=b"abc") as resp:
+        assert resp.status == 404
+    # Tokens are checked like any Web API method; the upload URL itself needs none.
+    with pytest.raises(SlackApiError) as exc:
+        await fake_slack.web_client(token="xoxb-wrong").files_getUploadURLExternal(filename="a", length=1)
+    assert exc.value.response["error"] == "invalid_auth"
+    fake_slack.fail_next("file_upload", retry_after=7)
+    issued = await client.files_getUploadURLExternal(filename="b.png", length=1)
+    async with aiohttp.ClientSession() as session, session.post(issued["upload_url"], data=b"b") as resp:
+        assert (resp.status, resp.headers["Retry-After"]) == (429, "7")
+    assert [c.status for c in fake_slack.calls("file_upload")][-1] == 429

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -42,6 +43,10 @@ async def test_whole_round(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
                 await r.click(who, action_id)
 
         await r.command("maya", "next")
+        if importlib.util.find_spec("matplotlib") is not None:  # the charts extra
+            [chart] = r.fake.files(CHANNEL)  # vote close: the consensus chart, as a PNG in the channel
+            assert chart.data is not None
+            assert chart.data.startswith(b"\x89PNG")
         make_goal = r.channel_buttons(r":goal:\d+$")
         assert make_goal
         await r.click("maya", make_goal[0])
