@@ -1,9 +1,10 @@
 """The outbox relay: the only code that calls a ChatPort.
 
-claim (short transaction) -> deliver (no transaction held across the network) -> mark (one short
-transaction per pass). A crash between commit and delivery loses nothing: the row is still pending,
-or in flight with a lease that runs out. Private rows are deleted once delivered, so the database
-keeps no trail of who was told what.
+claim (short transaction) -> deliver (no transaction held across the network) -> mark (recorded in
+the next pass's claim transaction, or within ``mark_delay`` when nothing else comes). A crash
+between commit and delivery loses nothing: the row is still pending, or in flight with a lease that
+runs out. Private rows are deleted once delivered, so the database keeps no trail of who was told
+what.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class OutboxRelay:
         self.clock = clock
         self.config = config or OutboxConfig()
         self.concurrency = concurrency  # deliveries in flight at once, across conversations
+        self.mark_delay = 0.05  # seconds an outcome may wait to be recorded when nothing else comes
+        self._unmarked: list[tuple[_Claimed, _Outcome]] = []
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -74,23 +77,33 @@ class OutboxRelay:
             try:
                 if await self.run_once() >= self.batch:
                     continue  # a full pass: more is waiting, so go again now rather than after a poll
+                # Outcomes are recorded by the next claim, or after a short pause when nothing comes.
+                timeout = self.mark_delay if self._unmarked else self.config.poll_seconds
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    await self.flush()
+                self._wake.clear()
             except Exception:
                 log.exception("outbox relay pass failed; retrying")
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
-            except TimeoutError:
-                pass
-            self._wake.clear()
+                await asyncio.sleep(self.config.poll_seconds)
 
     async def drain(self, max_passes: int = 100) -> int:
-        """Deliver until nothing is due (tests, demo, shutdown)."""
+        """Deliver until nothing is due, and record every outcome (tests, demo, shutdown)."""
         total = 0
         for _ in range(max_passes):
             n = await self.run_once()
             total += n
             if n == 0:
                 break
+        await self.flush()
         return total
+
+    async def flush(self) -> None:
+        """Record the outcomes of delivered rows now, in their own transaction."""
+        if self._unmarked:
+            async with self.sessions() as s, s.begin():
+                await self._apply_marks(s)
 
     batch = 50  # rows claimed per pass
 
@@ -126,12 +139,15 @@ class OutboxRelay:
                     return
 
         await asyncio.gather(*(run_lane(items) for items in lanes.values()))
-        await self._mark(claimed, outcomes)
+        # Recorded in the next pass's claim transaction (or by flush): no database work lands
+        # right after a delivery, when the next click tends to arrive, and one transaction a pass.
+        self._unmarked.extend((item, outcomes[item.seq]) for item in claimed if item.seq in outcomes)
         return len(claimed)
 
     async def _claim(self, limit: int) -> tuple[list[_Claimed], dict[str, str]]:
         now = self.clock.now()
         async with self.sessions() as s, s.begin():
+            await self._apply_marks(s)  # first, so slots posted last pass are known below
             stmt = (
                 select(OutboxRow)
                 .where(
@@ -230,32 +246,35 @@ class OutboxRelay:
             return slots[item.slot]
         return await port.post(item.conversation, rendered)
 
-    async def _mark(self, claimed: list[_Claimed], outcomes: dict[int, _Outcome]) -> None:
+    async def _apply_marks(self, s: AsyncSession) -> None:
+        marks, self._unmarked = self._unmarked, []
+        if not marks:
+            return
         now = self.clock.now()
-        async with self.sessions() as s, s.begin():
-            found = await s.scalars(select(OutboxRow).where(OutboxRow.seq.in_(list(outcomes))))
-            rows = {r.seq: r for r in found}
-            slot_names = [i.slot for i in claimed if i.slot]
-            known = set(await s.scalars(select(SlotRow.slot).where(SlotRow.slot.in_(slot_names))))
-            for item in claimed:
-                row, outcome = rows.get(item.seq), outcomes.get(item.seq)
-                if row is None or outcome is None:
+        found = await s.scalars(select(OutboxRow).where(OutboxRow.seq.in_([item.seq for item, _ in marks])))
+        rows = {r.seq: r for r in found}
+        slot_names = [item.slot for item, _ in marks if item.slot]
+        known = set(await s.scalars(select(SlotRow.slot).where(SlotRow.slot.in_(slot_names))))
+        for item, outcome in marks:
+            row = rows.get(item.seq)
+            if row is None:
+                continue
+            row.lease_until = None
+            if outcome.kind == "release":
+                row.status = "pending"
+            elif outcome.kind == "sent":
+                if item.visibility != Visibility.PUBLIC:
+                    await s.delete(row)  # no trail of who was told what
                     continue
-                row.lease_until = None
-                if outcome.kind == "release":
-                    row.status = "pending"
-                elif outcome.kind == "sent":
-                    if item.visibility != Visibility.PUBLIC:
-                        await s.delete(row)  # no trail of who was told what
-                        continue
-                    row.status = "sent"
-                    row.message_id = outcome.message_id
-                    if item.slot and outcome.message_id and item.slot not in known:
-                        s.add(SlotRow(slot=item.slot, message_id=outcome.message_id))
-                        known.add(item.slot)
-                else:
-                    assert outcome.error is not None
-                    self._fail(row, item, outcome.error, now)
+                row.status = "sent"
+                row.message_id = outcome.message_id
+                if item.slot and outcome.message_id and item.slot not in known:
+                    s.add(SlotRow(slot=item.slot, message_id=outcome.message_id))
+                    known.add(item.slot)
+            else:
+                assert outcome.error is not None
+                self._fail(row, item, outcome.error, now)
+        await s.flush()
 
     def _fail(self, row: OutboxRow, item: _Claimed, err: DeliveryError, now: dt.datetime) -> None:
         row.attempts = item.attempts + 1

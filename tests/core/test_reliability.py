@@ -207,3 +207,18 @@ async def test_a_button_from_another_channels_round_is_refused(harness: Harness)
     await h.app.relay.drain()
     assert "no longer exists here" in h.privates("zed")[-1]
     assert await h.scalar("select count(*) from participants") == 0
+
+
+async def test_outcomes_are_recorded_by_the_next_pass_or_a_flush(harness: Harness) -> None:
+    h = harness
+    await start_without_delivery(h)
+    relay = h.app.relay
+    assert await relay.run_once() == 2  # the card and the private join code, delivered
+    assert await h.scalar("select count(*) from outbox where status = 'in_flight'") == 2
+    await h.app.core.handle(c.Status(h.driver.context(h.person("maya"))))
+    assert await relay.run_once() == 1  # this pass's claim records the last pass's outcomes first
+    assert await h.scalar("select count(*) from outbox where visibility = 'private'") == 1
+    await relay.flush()
+    assert await h.scalar("select count(*) from outbox where visibility = 'private'") == 0
+    assert await h.scalar("select status from outbox") == "sent"
+    assert await h.scalar("select count(*) from message_slots") == 1
