@@ -96,7 +96,7 @@ class IngestConfig(_Model):
 
 
 class ConsoleConfig(_Model):
-    enabled: bool = True
+    enabled: bool = False  # `convene console` always runs; `convene run` only when enabled
     conveners: list[str] = Field(default_factory=lambda: ["maya"])
 
 

@@ -4,6 +4,7 @@ the migrations, the demo, and the command line."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -292,3 +293,36 @@ def test_version_flag() -> None:
 
 def test_app_config_defaults_are_sane() -> None:
     assert AppConfig().rounds.contributions_per_participant == 3
+
+
+def test_run_names_what_is_missing_instead_of_failing_later(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"database: {{url: 'sqlite+aiosqlite:///{tmp_path}/x.db'}}\n"
+        "slack: {enabled: true}\ndiscord: {enabled: true}\n"
+    )
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "DISCORD_TOKEN")
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert "SLACK_BOT_TOKEN" in run.stderr
+    assert "Traceback" not in run.stderr
+    config.write_text("logging: {level: INFO}\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert run.returncode == 2
+    assert "no adapter is enabled" in run.stderr
