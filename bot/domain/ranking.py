@@ -25,6 +25,8 @@ class IdeaResult:
     rank: int
     common_ground: bool = False
     divisive: bool = False
+    # Agreement per declared sector, only for sectors with at least k voters (never a smaller cell).
+    sectors: tuple[tuple[str, float], ...] = ()
 
 
 def rank_ideas(
@@ -68,6 +70,11 @@ def rank_ideas(
             rank=rank,
             common_ground=bool(result.common_ground[i]),
             divisive=i in divisive,
+            sectors=tuple(
+                (name, round(float(share[i]), 4))
+                for name, share in sorted(result.sector_agreement.items())
+                if share[i] == share[i]  # NaN: nobody in that sector voted on this idea
+            ),
         )
         for rank, i in enumerate(result.ranking, start=1)
     ]

@@ -769,6 +769,7 @@ class Convene:
                     "score": round(r.score * 100),
                     "common_ground": r.common_ground,
                     "divisive": r.divisive,
+                    "by_sector": [{"name": name, "agree": round(share * 100)} for name, share in r.sectors],
                     "urgency": by_number[r.idea].urgency,
                     "impact": by_number[r.idea].impact,
                 },

@@ -130,6 +130,7 @@ SAMPLE: dict[str, Any] = {
     "common_ground": True,
     "divisive": False,
     "urgency": 3.0,
+    "by_sector": [{"name": "business", "agree": 80}],
     "impact": None,
     "unknown": None,
     "code_": None,
