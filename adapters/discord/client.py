@@ -4,6 +4,12 @@ Every interaction gets its first response at once: a modal when the core returns
 a deferral (``defer(ephemeral=True, thinking=True)`` for commands and modal submits, a silent
 ``defer()`` for buttons). The core's private reply then arrives through the outbox as an ephemeral
 follow-up on the interaction's token (see :class:`~adapters.discord.port.DiscordChatPort`).
+
+Button clicks are decoded by two :class:`discord.ui.DynamicItem` classes registered in
+``setup_hook`` (:class:`RoundButton` for ``cv:<round>:<verb>:<args>``, :class:`ContinueButton` for
+the goal form's ``cvp:<page>:<form id>``): all their state is in the ``custom_id``, so they work
+after a restart. ``on_interaction`` answers modal submits and, as a fallback, any click no template
+took (a malformed or foreign id), so nobody is ever left without an answer.
 """
 
 from __future__ import annotations
@@ -50,8 +56,13 @@ FORM_SUBCOMMANDS = frozenset({"start", "join", "contribute", "goal", "action"})
 FORM_VERBS = frozenset({"join", "contribute", "rate", "goal", "action"})
 CORE_TIMEOUT = 2.5  # a form must be fetched before Discord's 3 s; otherwise defer and apologise
 PAGE_PREFIX = "cvp"
-_PAGE = re.compile(r"^cvp:(?P<page>\d{1,2}):(?P<form>cv:.+)$")
+_PART = r"[0-9A-Za-z_.-]{1,40}"  # one part of a ComponentId (bot.ids), "-" included
+# ``cv:<round>:<verb>[:<arg>...]``; a DynamicItem template is matched with ``fullmatch``.
+ROUND_TEMPLATE = rf"cv:(?P<round>{_PART}):(?P<verb>{_PART})(?P<args>(?::{_PART})*)"
+PAGE_TEMPLATE = r"cvp:(?P<page>\d{1,2}):(?P<form>cv:.+)"
+_PAGE = re.compile(PAGE_TEMPLATE)
 DRAFT_TTL = 15 * 60.0
+ANSWERED_BY = "convene.answered_by"  # Interaction.extras key: the path that took the interaction
 
 
 def intents() -> discord.Intents:
@@ -59,6 +70,59 @@ def intents() -> discord.Intents:
     value = discord.Intents.none()
     value.guilds = True
     return value
+
+
+def take(interaction: discord.Interaction, by: str) -> bool:
+    """Claim ``interaction`` for one path (a DynamicItem callback or ``on_interaction``'s
+    fallback): True for the first caller only, so exactly one of them answers it."""
+    if ANSWERED_BY in interaction.extras:
+        return False
+    interaction.extras[ANSWERED_BY] = by
+    return True
+
+
+class RoundButton(discord.ui.DynamicItem[discord.ui.Item[Any]], template=ROUND_TEMPLATE):
+    """Every round button (``cv:<round>:<verb>:<args>``), rebuilt by discord.py from the clicked
+    message's ``custom_id``. The verb decides the first response: a form verb is answered with the
+    modal (it must be the first response), anything else (votes ``v``, ``wd``, ``take``, ``mine``)
+    gets a silent ``defer()`` before the core is even called."""
+
+    def __init__(self, item: discord.ui.Item[Any], verb: str) -> None:
+        super().__init__(item)
+        self.verb = verb
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> RoundButton:
+        return cls(item, match["verb"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        client = interaction.client
+        if isinstance(client, ConveneClient) and take(interaction, "RoundButton"):
+            await client.on_button(interaction, self.custom_id, self.verb)
+
+
+class ContinueButton(discord.ui.DynamicItem[discord.ui.Item[Any]], template=PAGE_TEMPLATE):
+    """The private "continue" button between the pages of a long form (``cvp:<page>:<form id>``):
+    it opens the next modal, so it is never deferred first."""
+
+    def __init__(self, item: discord.ui.Item[Any]) -> None:
+        super().__init__(item)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> ContinueButton:
+        return cls(item)
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        client = interaction.client
+        if isinstance(client, ConveneClient) and take(interaction, "ContinueButton"):
+            await client.on_continue(interaction, self.custom_id)
+
+
+DYNAMIC_ITEMS = (RoundButton, ContinueButton)
 
 
 @dataclass
@@ -101,6 +165,9 @@ class ConveneClient(discord.Client):
         self.tree.add_command(build_group(prompts))
         self._drafts: dict[tuple[str, str], _Draft] = {}
         self.core_timeout = CORE_TIMEOUT
+
+    async def setup_hook(self) -> None:
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
 
     # --- people and places --------------------------------------------------------------------
 
@@ -206,19 +273,27 @@ class ConveneClient(discord.Client):
 
     # --- buttons ------------------------------------------------------------------------------
 
-    async def on_button(self, interaction: discord.Interaction, action_id: str) -> None:
-        await self._guarded(interaction, self._button(interaction, action_id))
+    async def on_button(
+        self, interaction: discord.Interaction, action_id: str, verb: str | None = None
+    ) -> None:
+        """A click on ``action_id`` (``verb`` as the template read it; decoded here when not given)."""
+        if verb is None:
+            cid = ComponentId.decode(action_id)
+            verb = cid.verb if cid is not None else None
+        if verb in FORM_VERBS:
+            await self._guarded(interaction, self._open(interaction, action_id))
+        else:
+            await self._guarded(interaction, self._press(interaction, action_id))
 
-    async def _button(self, interaction: discord.Interaction, action_id: str) -> None:
-        core = self._core()
-        cid = ComponentId.decode(action_id)
-        if cid is not None and cid.verb in FORM_VERBS:
-            ctx = self.context(interaction)
-            await self._form_or_defer(interaction, core.press(ctx, action_id))
-            return
-        # Votes and the rest: acknowledge silently first (nothing else before it), the confirmation
-        # follows privately.
+    async def _open(self, interaction: discord.Interaction, action_id: str) -> None:
+        # A modal must be the first response: fetch the form (in time), then show it.
+        await self._form_or_defer(interaction, self._core().press(self.context(interaction), action_id))
+
+    async def _press(self, interaction: discord.Interaction, action_id: str) -> None:
+        # Votes and the rest: acknowledge silently first (nothing else before it); the confirmation
+        # (or the core's refusal of an unknown or malformed id) follows privately.
         await self._defer(interaction, thinking=False)
+        core = self._core()
         ctx = self.context(interaction)
         form = await core.press(ctx, action_id)
         if form is not None:  # not expected for these verbs; never leave the person without an answer
@@ -249,7 +324,7 @@ class ConveneClient(discord.Client):
         await self._guarded(interaction, self._continue(interaction, custom_id))
 
     async def _continue(self, interaction: discord.Interaction, custom_id: str) -> None:
-        m = _PAGE.match(custom_id)
+        m = _PAGE.fullmatch(custom_id)
         cid = ComponentId.decode(m.group("form")) if m else None
         if m is None or cid is None or cid.verb != "form" or not cid.args:
             await self._refuse(interaction, "unknown_button", thinking=False)
@@ -265,20 +340,25 @@ class ConveneClient(discord.Client):
         await self.send_form(interaction, form, int(m.group("page")))
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        """Every button click and modal submit, decoded from its ``custom_id`` alone (restart-safe).
+        """Modal submits (decoded from their ``custom_id``, restart-safe), and the fallback for
+        clicks: one that a DynamicItem callback took is left alone; any other (an id no template
+        accepts, such as ``cv:!!:x`` or a foreign one) still gets a private answer from the core.
 
-        Not discord.py's ``DynamicItem``: that rebuilds a View of the whole clicked message
-        (``View.from_message``) and runs in one more task before the callback, which is most of
-        the gap to a bare ``defer()`` on a vote click. Slash commands go through the command tree."""
+        discord.py schedules the DynamicItem task before this event's task (``parse_interaction_create``
+        calls ``ViewStore.dispatch_view`` first), and that task reaches the item's callback without
+        suspending, so by the time this runs the callback has already claimed its interaction.
+        Slash commands go through the command tree."""
         data: Any = interaction.data or {}
         custom_id = data.get("custom_id")
         if interaction.type == discord.InteractionType.component:
-            if isinstance(custom_id, str) and custom_id.startswith("cv:"):
-                await self.on_button(interaction, custom_id)
-            elif isinstance(custom_id, str) and custom_id.startswith(f"{PAGE_PREFIX}:"):
-                await self.on_continue(interaction, custom_id)
-            else:
+            if not take(interaction, "on_interaction"):
+                return  # a DynamicItem callback is answering it
+            if not isinstance(custom_id, str):
                 await self._guarded(interaction, self._refuse(interaction, "unknown_button", thinking=False))
+            elif custom_id.startswith(f"{PAGE_PREFIX}:"):
+                await self.on_continue(interaction, custom_id)
+            else:  # the core decodes it again and refuses what it cannot read
+                await self.on_button(interaction, custom_id)
         elif interaction.type == discord.InteractionType.modal_submit:
             await self._guarded(interaction, self._modal_submit(interaction, custom_id, dict(data)))
 
@@ -290,7 +370,7 @@ class ConveneClient(discord.Client):
             return
         values = render.modal_values(data.get("components"))
         user = str(interaction.user.id)
-        m = _PAGE.match(custom_id)
+        m = _PAGE.fullmatch(custom_id)
         if m is not None:
             form_id, page = m.group("form"), int(m.group("page"))
             self._prune_drafts()

@@ -113,7 +113,7 @@ def chunk(message: Rendered) -> list[Chunk]:
 
 def view_for(rows: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
     """A stopped View (so discord.py keeps nothing in memory): clicks are decoded from the
-    ``custom_id`` in the client's ``on_interaction``, which also works after a restart."""
+    ``custom_id`` by the client's ``DynamicItem`` classes, which also works after a restart."""
     if not rows:
         return None
     view = discord.ui.View(timeout=None)

@@ -9,6 +9,7 @@ from typing import Any
 import discord
 import pytest
 
+from adapters.discord.client import ANSWERED_BY, ConveneClient
 from tests.platform_fakes.discord import FakeDiscord
 from tests.platform_fakes.discord_client import running_client
 
@@ -38,3 +39,25 @@ def run_client(
         return running_client(fake_discord, client, **kw)
 
     return run
+
+
+@pytest.fixture
+def handled_by(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """``{custom_id: path}`` for every click: ``RoundButton``/``ContinueButton`` (the DynamicItem
+    callbacks) or ``on_interaction`` (the fallback for ids no template took)."""
+    seen: dict[str, str] = {}
+    on_button, on_continue = ConveneClient.on_button, ConveneClient.on_continue
+
+    async def spy_button(
+        self: ConveneClient, interaction: discord.Interaction, action_id: str, verb: str | None = None
+    ) -> None:
+        seen[action_id] = interaction.extras[ANSWERED_BY]
+        await on_button(self, interaction, action_id, verb)
+
+    async def spy_continue(self: ConveneClient, interaction: discord.Interaction, custom_id: str) -> None:
+        seen[custom_id] = interaction.extras[ANSWERED_BY]
+        await on_continue(self, interaction, custom_id)
+
+    monkeypatch.setattr(ConveneClient, "on_button", spy_button)
+    monkeypatch.setattr(ConveneClient, "on_continue", spy_continue)
+    return seen

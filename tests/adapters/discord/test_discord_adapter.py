@@ -11,7 +11,7 @@ from typing import Any
 import discord
 import pytest
 
-from adapters.discord.client import ConveneClient
+from adapters.discord.client import ContinueButton, ConveneClient, RoundButton
 from adapters.discord.runner import run_discord, sync_commands
 from bot.config import DiscordConfig
 from tests.adapters.discord.rig import NONE, make_rig
@@ -82,7 +82,7 @@ async def test_run_discord_with_overrides_until_stopped(
         assert rig.fake.connections[-1].ws.closed
 
 
-async def test_button_works_after_restart(tmp_path: Path) -> None:
+async def test_button_works_after_restart(tmp_path: Path, handled_by: dict[str, str]) -> None:
     async with make_rig(tmp_path) as rig:
         async with rig.running():
             rid = await rig.start_round()
@@ -90,11 +90,65 @@ async def test_button_works_after_restart(tmp_path: Path) -> None:
             rec = await rig.click("alice", f"cv:{rid}:join")  # a message the first client posted
             modal = await rig.modal(rec)
             assert modal["custom_id"] == f"cv:{rid}:form:join"
+        # Decoded by the DynamicItem the new client registered, not by anything kept in memory.
+        assert handled_by == {f"cv:{rid}:join": "RoundButton"}
         # A modal opened before a restart is still accepted after it.
         async with rig.running() as third:
             assert third is not second
             sub = await rig.submit("alice", f"cv:{rid}:form:join", {"sector": ["resident"]})
             assert "Cleaner river" in await rig.reply(sub)
+            await rig.contribute("alice", rid, "Plant reeds")
+            await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
+            vote = f"cv:{rid}:v:1:a"
+            await rig.wait_public(lambda m: vote in rig.buttons(m))
+        async with rig.running():  # a vote button posted before this restart
+            rec = await rig.click("alice", vote)
+            assert (await rec.callback())["type"] == 6
+            assert await rig.reply(rec)
+        assert handled_by[vote] == "RoundButton"
+
+
+async def test_clicks_are_decoded_by_the_dynamic_items(tmp_path: Path, handled_by: dict[str, str]) -> None:
+    async with make_rig(tmp_path) as rig, rig.running() as client:
+        registered = client._connection._view_store._dynamic_items.values()
+        assert set(registered) == {RoundButton, ContinueButton}
+        rid = await rig.start_round()
+        await rig.join("alice", rid)  # a form verb: the callback answers with the modal
+        await rig.contribute("alice", rid, "Plant reeds")
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
+        vote = f"cv:{rid}:v:1:a"
+        await rig.wait_public(lambda m: vote in rig.buttons(m))
+        rec = await rig.click("bob", vote)
+        assert (await rec.callback())["type"] == 6  # deferred silently, first
+        assert await rig.reply(rec)
+        assert handled_by == {
+            f"cv:{rid}:join": "RoundButton",
+            f"cv:{rid}:contribute": "RoundButton",
+            vote: "RoundButton",
+        }
+        # Exactly one path answered each click: one callback, no double acknowledgement.
+        assert all(len(r.attempts) == 1 for r in rig.fake.interactions.values())
+
+
+async def test_a_click_discord_py_drops_is_still_answered(tmp_path: Path, handled_by: dict[str, str]) -> None:
+    """discord.py skips a DynamicItem whose component is missing from the clicked message; the
+    ``on_interaction`` fallback answers it anyway (through the same core call)."""
+    async with make_rig(tmp_path) as rig, rig.running():
+        rid = await rig.start_round()
+        await rig.join("alice", rid)
+        await rig.contribute("alice", rid, "Plant reeds")
+        await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
+        vote = f"cv:{rid}:v:1:a"
+        await rig.wait_public(lambda m: vote in rig.buttons(m))
+        bare = p.message(
+            channel_id=rig.channel["id"], guild_id=rig.channel["guild_id"], author=rig.fake.bot_user
+        )
+        payload = rig.fake.click(vote, bare, user=rig.users["alice"])
+        rec = await rig.fake.interact(payload)
+        assert (await rec.callback())["type"] == 6
+        assert await rig.reply(rec)
+        assert handled_by[vote] == "on_interaction"
+        assert len(rec.attempts) == 1
 
 
 async def test_rate_limited_post_is_retried(tmp_path: Path) -> None:
@@ -169,7 +223,7 @@ async def test_non_convener_next_is_refused_privately(tmp_path: Path) -> None:
         assert await rig.scalar("select phase from rounds") == "contribute"
 
 
-async def test_buttons_for_missing_rounds_and_unknown_ids(tmp_path: Path) -> None:
+async def test_buttons_for_missing_rounds_and_unknown_ids(tmp_path: Path, handled_by: dict[str, str]) -> None:
     async with make_rig(tmp_path) as rig, rig.running():
         gone, unknown, malformed = f"cv:{'ab' * 16}:v:1:a", "somebody-elses-button", "cv:!!:x"
         msg = p.message(
@@ -193,6 +247,25 @@ async def test_buttons_for_missing_rounds_and_unknown_ids(tmp_path: Path) -> Non
         for cid in (unknown, malformed):
             rec = await rig.click("alice", cid)
             assert await rig.reply(rec) == rig.error_text("unknown_button")
+        # A well-formed id goes through the DynamicItem (the core finds no round); ids the
+        # templates reject are answered by the on_interaction fallback, never left silent.
+        assert handled_by == {gone: "RoundButton", unknown: "on_interaction", malformed: "on_interaction"}
+        # A "continue" button with nonsense after its prefix: refused too.
+        bad_page = "cvp:9:nonsense"
+        odd = p.message(
+            channel_id=rig.channel["id"],
+            guild_id=rig.channel["guild_id"],
+            author=rig.fake.bot_user,
+            content="old",
+            components=[
+                {"type": 1, "components": [{"type": 2, "style": 1, "label": "x", "custom_id": bad_page}]}
+            ],
+        )
+        rig.fake.messages[odd["id"]] = odd
+        rec = await rig.click("alice", bad_page)
+        assert await rig.reply(rec) == rig.error_text("unknown_button")
+        assert handled_by[bad_page] == "on_interaction"
+        rig.fake.messages.pop(odd["id"])
         # A paged-form button with nonsense in it, and a modal nobody knows.
         rec = await rig.submit("alice", "cv:-:form:nonsense", {"x": "y"})
         assert await rig.reply(rec) == rig.error_text("unknown_form")

@@ -42,7 +42,7 @@ async def _start(rig: Rig, title: str = "Cleaner river") -> str:
     return str(card["components"][0]["components"][0]["custom_id"]).split(":")[1]
 
 
-async def test_whole_round_three_participants(tmp_path: Path) -> None:
+async def test_whole_round_three_participants(tmp_path: Path, handled_by: dict[str, str]) -> None:
     async with make_rig(tmp_path) as rig, rig.running():
         rid = await _start(rig)
         join = f"cv:{rid}:join"
@@ -102,6 +102,7 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
         assert cont.startswith("cvp:2:")
         rec = await rig.click("owner", cont)
         page2 = await rig.modal(rec)
+        assert handled_by[cont] == "ContinueButton"
         assert len(page2["components"]) == 5
         second = {"baseline": "0", "target": "2", "deadline": "2027-06-30", "pilot": "no", "review_date": ""}
         sub2 = await rig.submit("owner", page2["custom_id"], second)
@@ -122,6 +123,8 @@ async def test_whole_round_three_participants(tmp_path: Path) -> None:
         take = rig.buttons(card)[0]
         rec = await rig.click("alice", take)
         assert "Order reed plugs" in await rig.reply(rec)
+        # Every click of the round was decoded by a DynamicItem callback.
+        assert set(handled_by.values()) == {"RoundButton", "ContinueButton"}
         # The action card is edited in place: alice is named as its owner, the button is gone.
         await rig.fake.wait_until(
             lambda: (
