@@ -80,6 +80,18 @@ class Acks:
             self._events.pop(tok, None)
 
 
+def _send_kwargs(part: render.Chunk, image: Attachment | None, **extra: Any) -> dict[str, Any]:
+    """What every send carries: no mentions, no link embeds, the chunk's buttons, maybe the image."""
+    kw: dict[str, Any] = {"allowed_mentions": render.NO_MENTIONS, "suppress_embeds": True, **extra}
+    view = render.view_for(part.rows)
+    if view is not None:
+        kw["view"] = view
+    file = _file(image)
+    if file is not None:
+        kw["file"] = file
+    return kw
+
+
 def _file(image: Attachment | None) -> discord.File | None:
     """A fresh ``discord.File`` per send (discord.py consumes it). Too large: left out, logged; the
     text still goes out (the results carry the same figures)."""
@@ -124,13 +136,7 @@ class DiscordChatPort:
         """Each chunk as a message; ``message.image`` goes with the first, as an attachment."""
         first = ""
         for i, part in enumerate(render.chunk(message)):
-            kw: dict[str, Any] = {"allowed_mentions": render.NO_MENTIONS, "suppress_embeds": True}
-            view = render.view_for(part.rows)
-            if view is not None:
-                kw["view"] = view
-            file = _file(message.image) if i == 0 else None
-            if file is not None:
-                kw["file"] = file
+            kw = _send_kwargs(part, message.image if i == 0 else None)
             try:
                 sent = await channel.send(part.content, **kw)
             except discord.HTTPException as err:
@@ -177,17 +183,7 @@ class DiscordChatPort:
             )
             try:
                 for i, part in enumerate(render.chunk(message)):
-                    kw: dict[str, Any] = {
-                        "ephemeral": True,
-                        "allowed_mentions": render.NO_MENTIONS,
-                        "suppress_embeds": True,
-                    }
-                    view = render.view_for(part.rows)
-                    if view is not None:
-                        kw["view"] = view
-                    file = _file(message.image) if i == 0 else None
-                    if file is not None:
-                        kw["file"] = file
+                    kw = _send_kwargs(part, message.image if i == 0 else None, ephemeral=True)
                     await webhook.send(part.content, **kw)
                 return
             except discord.HTTPException as err:

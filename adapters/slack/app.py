@@ -135,6 +135,11 @@ def _str(value: Any) -> str:
     return value
 
 
+def _by_trigger(trigger: Any) -> str | None:
+    """A slash command's or click's request id: Slack gives each a fresh trigger id."""
+    return f"slack:{trigger}" if isinstance(trigger, str) and trigger else None
+
+
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -329,7 +334,6 @@ class SlackHandlers:
         user_name: Any,
         channel_id: Any,
         request_id: str | None,
-        reply_handle: str | None,
     ) -> Context:
         team = _team(body)
         user = _str(user_id)
@@ -338,7 +342,8 @@ class SlackHandlers:
         return Context(
             actor=UserRef(Platform.SLACK, team, user, name[:80]),
             where=ConversationRef(Platform.SLACK, team, channel),
-            reply_handle=reply_handle,
+            # Slash commands and clicks carry a response_url for private replies; modals and events do not.
+            reply_handle=_opt_str(body.get("response_url")),
             request_id=request_id,
             is_convener=await self.conveners(user),
         )
@@ -455,8 +460,7 @@ def create_bolt_app(
                 user_id=_dig(body, "user", "id"),
                 user_name=_dig(body, "user", "username") or _dig(body, "user", "name"),
                 channel_id=channel_id,
-                request_id=f"slack:{trigger}" if isinstance(trigger, str) and trigger else None,
-                reply_handle=_opt_str(body.get("response_url")),
+                request_id=_by_trigger(trigger),
             )
         except Malformed:
             await h.refuse(None, "malformed_request")
@@ -482,8 +486,7 @@ def create_bolt_app(
                 user_id=body.get("user_id"),
                 user_name=body.get("user_name"),
                 channel_id=channel_id,
-                request_id=f"slack:{trigger}" if isinstance(trigger, str) and trigger else None,
-                reply_handle=_opt_str(body.get("response_url")),
+                request_id=_by_trigger(trigger),
             )
         except Malformed:
             await h.refuse(None, "malformed_request")
@@ -516,7 +519,6 @@ def create_bolt_app(
                 user_name=_dig(body, "user", "username") or _dig(body, "user", "name"),
                 channel_id=_metadata_channel(view),
                 request_id=f"slack:view:{view_id}",
-                reply_handle=None,
             )
             values = view_values(view)
         except Malformed:
@@ -561,7 +563,6 @@ def create_bolt_app(
                 user_name="",
                 channel_id=event.get("channel"),
                 request_id=f"slack:{body.get('event_id')}",
-                reply_handle=None,
             )
         except Malformed:
             await h.refuse(None, "malformed_request")

@@ -1,6 +1,6 @@
 """`SlackChatPort`: the outbox relay's way into Slack (Block Kit over the Web API).
 
-Rendering rules (Block Kit limits, see /work/shared/design/platform-testing.md §5):
+Rendering rules (Block Kit limits, see the design notes, platform-testing.md §5):
 
 * each neutral `Block` becomes ``section`` blocks (mrkdwn, ``**x**`` -> ``*x*``) of at most 3,000
   characters, split on line breaks where possible, followed by ``actions`` blocks of at most 25

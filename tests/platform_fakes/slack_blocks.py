@@ -5,7 +5,7 @@ Each function returns a list of problems in Slack's own `response_metadata.messa
 a non-empty list into ``invalid_blocks`` (messages) or ``invalid_arguments`` (views).
 
 Limits come from the Block Kit reference (docs.slack.dev/reference/block-kit) and
-/work/shared/design/platform-testing.md §5. Cumulative-text limits (``msg_blocks_too_long``) are
+the design notes (platform-testing.md §5). Cumulative-text limits (``msg_blocks_too_long``) are
 undocumented and deliberately not enforced.
 """
 
