@@ -187,17 +187,7 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
             for idea, g in zip(top, goals, strict=True):
                 form = await d.press(maya, d.find_button(maya, "Make this a goal", f":goal:{idea['label']}"))
                 assert form is not None
-                fields = [
-                    "title",
-                    "outcome",
-                    "metric",
-                    "unit",
-                    "baseline",
-                    "target",
-                    "deadline",
-                    "pilot",
-                    "review_date",
-                ]
+                fields = [f.name for f in form.fields if f.name != "idea"]  # the form's own order
                 await d.submit(maya, form, {"idea": str(idea["label"]), **dict(zip(fields, g, strict=True))})
 
             narrate("On to actions: each goal gets actions with an owner and a due date.")

@@ -15,7 +15,7 @@ import discord
 from discord.utils import escape_markdown, escape_mentions
 
 from bot.forms import Form, FormField
-from bot.messages import Block, Button, Rendered
+from bot.messages import Button, Rendered
 
 MAX_CONTENT = 2000
 MAX_ROWS = 5
@@ -129,10 +129,6 @@ def view_for(rows: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
             )
     view.stop()
     return view
-
-
-def rendered_of(text: str) -> Rendered:
-    return Rendered((Block(text),))
 
 
 # --- modals --------------------------------------------------------------------------------------

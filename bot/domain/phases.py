@@ -36,9 +36,5 @@ NEXT: Final[Mapping[Phase, Phase]] = {
 }
 
 
-def is_open(phase: Phase) -> bool:
-    return phase in OPEN_PHASES
-
-
 def can_transition(src: Phase, dst: Phase) -> bool:
     return dst in TRANSITIONS[src]

@@ -379,7 +379,6 @@ class Convene:
         await s.flush()  # no ORM relationships, so the round row goes first explicitly
         conv = self._link_row(rnd.id, ctx)
         s.add(conv)
-        await s.flush()
         self.keys.create(rnd.id)
         self._schedule(s, rnd, Phase.CONTRIBUTE)
         await s.flush()
@@ -535,11 +534,9 @@ class Convene:
         rnd = await self.round_here(s, ctx)
         self._require_phase(rnd, Phase.CONTRIBUTE)
         await self._require_joined(s, rnd, ctx.actor)
-        parts = [Part(PromptKey.CONTRIBUTIONS_MINE, {"count": 0, "limit": rnd.settings["per_participant"]})]
         mine = await self._mine(s, rnd, ctx.actor)
-        parts[0] = Part(
-            PromptKey.CONTRIBUTIONS_MINE, {"count": len(mine), "limit": rnd.settings["per_participant"]}
-        )
+        limit = rnd.settings["per_participant"]
+        parts = [Part(PromptKey.CONTRIBUTIONS_MINE, {"count": len(mine), "limit": limit})]
         for idea in mine:
             wd = ButtonSpec(ComponentId(rnd.id, "wd", (idea.id,)).encode(), "withdraw", "danger")
             parts.append(Part(PromptKey.RELEASE_IDEA, {"label": None, "text": idea.text}, (wd,)))

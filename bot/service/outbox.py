@@ -7,14 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.messages import Message, Visibility, find_attribution
 from bot.persistence.tables import ConversationRow, OutboxRow
-from bot.refs import ConversationRef
 from bot.service.commands import Context
-
-
-def conversation_ref(row: ConversationRow) -> ConversationRef:
-    from bot.refs import Platform
-
-    return ConversationRef(Platform(row.platform), row.workspace_id, row.channel_id)
 
 
 async def linked_conversations(session: AsyncSession, round_id: str) -> list[ConversationRow]:
