@@ -3,16 +3,19 @@ CONVENE_TEST_DATABASE_URL is set) and a whole app wired to in-memory chat ports.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import random
-from collections.abc import AsyncIterator
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.console.driver import ConsoleDriver, Person
@@ -20,20 +23,42 @@ from adapters.console.port import ConsolePort
 from bot.app import App, build_app
 from bot.config import AppConfig, parse_config
 from bot.keys import KeyStore, MemoryKeyStore
-from bot.persistence.db import make_engine
+from bot.persistence.db import make_engine, normalise_url
 from bot.persistence.tables import Base
 from bot.ports import FixedClock
 
 PG_URL = os.environ.get("CONVENE_TEST_DATABASE_URL")
 
 
+async def _admin(url: str, sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A database of this test run's own on the server CONVENE_TEST_DATABASE_URL names, dropped at the
+    end: parallel runs (other checkouts, helpers, CI) never reset each other's schema."""
+    if not PG_URL:
+        pytest.skip("CONVENE_TEST_DATABASE_URL is not set")
+    name = f"convene_test_{os.getpid()}_{secrets.token_hex(4)}"
+    asyncio.run(_admin(PG_URL, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(normalise_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'convene.db'}"
-    if not PG_URL:
-        pytest.skip("CONVENE_TEST_DATABASE_URL is not set")
-    return PG_URL
+    return str(request.getfixturevalue("pg_url"))
 
 
 async def reset_schema(engine: AsyncEngine) -> None:
