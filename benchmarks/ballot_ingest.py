@@ -22,10 +22,10 @@ from sqlalchemy import select
 from adapters.console.driver import ConsoleDriver
 from bot.app import build_app
 from bot.config import parse_config
+from bot.domain import commands as c
 from bot.keys import MemoryKeyStore
 from bot.persistence.tables import RoundRow
 from bot.ports import FixedClock
-from bot.service import commands as c
 
 
 async def one_run(batch_max: int, voters: int, ideas: int, folder: Path) -> float:

@@ -41,9 +41,9 @@ from adapters.slack.port import SlackChatPort, make_client
 from adapters.slack.runner import freeze_startup_heap
 from bot.app import build_app
 from bot.config import AppConfig, DatabaseConfig, SlackConfig, SlackConveners
+from bot.domain.commands import Context
 from bot.keys import MemoryKeyStore
 from bot.refs import ConversationRef, Platform, UserRef
-from bot.service.commands import Context
 from bot.service.textcmd import run_text
 from tests.platform_fakes.slack import (
     DEFAULT_BOT_TOKEN,

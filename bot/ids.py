@@ -7,6 +7,7 @@ Discord caps custom ids at 100 characters, the tightest of the platforms.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 
 MAX_LEN = 100
@@ -42,3 +43,8 @@ class ComponentId:
         if not all(p == "-" or _PART.match(p) for p in (round_id, verb, *args)):
             return None
         return cls(round_id, verb, tuple(args))
+
+
+def new_id() -> str:
+    """Random (UUIDv4) ids for every row: no order, no time (see ARCHITECTURE.md, anonymity)."""
+    return uuid.uuid4().hex

@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.app import App
+from bot.domain.commands import Context
 from bot.forms import Form
 from bot.messages import Button
 from bot.refs import ConversationRef, Platform, UserRef
-from bot.service.commands import Context
 from bot.service.textcmd import run_text
 
 from .port import ConsolePort, Shown

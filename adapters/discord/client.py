@@ -24,14 +24,16 @@ import discord
 from discord import app_commands
 
 from bot.config import DiscordConfig
+from bot.domain.commands import Context
 from bot.domain.errors import DomainError
 from bot.forms import Form
 from bot.ids import ComponentId
 from bot.messages import Button
 from bot.prompts import PromptKey, Prompts
 from bot.refs import ConversationRef, Platform, UserRef
-from bot.service.commands import Context
 from bot.service.core import Convene, ServiceUnavailable
+from bot.service.handlers import build_registry
+from bot.service.registry import Arg, Registry
 from bot.service.textcmd import run_text
 
 from . import render
@@ -39,21 +41,6 @@ from .port import Acks, reply_handle
 
 log = logging.getLogger("convene.discord")
 
-SUBCOMMANDS = (
-    "start",
-    "join",
-    "contribute",
-    "status",
-    "next",
-    "goal",
-    "action",
-    "close",
-    "cancel",
-    "link",
-    "help",
-)
-FORM_SUBCOMMANDS = frozenset({"start", "join", "contribute", "goal", "action"})
-FORM_VERBS = frozenset({"join", "contribute", "rate", "goal", "action"})
 CORE_TIMEOUT = 2.5  # a form must be fetched before Discord's 3 s; otherwise defer and apologise
 PAGE_PREFIX = "cvp"
 _PART = r"[0-9A-Za-z_.-]{1,40}"  # one part of a ComponentId (bot.ids), "-" included
@@ -162,7 +149,8 @@ class ConveneClient(discord.Client):
         self.acks = acks or Acks()
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
-        self.tree.add_command(build_group(prompts))
+        self.registry = core.registry if core is not None else build_registry()
+        self.tree.add_command(build_group(prompts, self.registry))
         self._drafts: dict[tuple[str, str], _Draft] = {}
         self.core_timeout = CORE_TIMEOUT
 
@@ -255,7 +243,7 @@ class ConveneClient(discord.Client):
         if interaction.guild_id is None:
             await self._defer(interaction, thinking=True)
             await core.refuse(ctx, DomainError("direct_message"))
-        elif sub in FORM_SUBCOMMANDS:
+        elif self.registry.text_opens_form(sub):
             await self._form_or_defer(interaction, run_text(core, ctx, text))
         else:
             await self._defer(interaction, thinking=True)
@@ -280,7 +268,7 @@ class ConveneClient(discord.Client):
         if verb is None:
             cid = ComponentId.decode(action_id)
             verb = cid.verb if cid is not None else None
-        if verb in FORM_VERBS:
+        if verb is not None and self.registry.verb_opens_form(verb):
             await self._guarded(interaction, self._open(interaction, action_id))
         else:
             await self._guarded(interaction, self._press(interaction, action_id))
@@ -413,45 +401,57 @@ def client_class(config: DiscordConfig) -> type[ConveneClient]:
     return ShardedConveneClient if config.shard_count else ConveneClient
 
 
-def build_group(prompts: Prompts) -> app_commands.Group:
-    """``/convene`` and its subcommands. Descriptions come from ``labels.yaml`` (``commands``)."""
+def build_group(prompts: Prompts, registry: Registry) -> app_commands.Group:
+    """``/convene`` and one subcommand per text route of the registry, with its one option (if any).
+    Descriptions come from ``labels.yaml`` (``commands``)."""
 
     def describe(name: str) -> str:
         return prompts.label("commands", name)[:100] or name
 
     group = app_commands.Group(name="convene", description=describe("convene"), guild_only=True)
-
-    def plain(sub: str) -> app_commands.Command[Any, Any, None]:
-        async def callback(interaction: discord.Interaction) -> None:
-            await cast(ConveneClient, interaction.client).on_command(interaction, sub)
-
-        return app_commands.Command(name=sub, description=describe(sub), callback=callback)
-
-    async def link(interaction: discord.Interaction, code: app_commands.Range[str, 1, 40]) -> None:
-        await cast(ConveneClient, interaction.client).on_command(interaction, "link", code)
-
-    async def goal(
-        interaction: discord.Interaction, idea: app_commands.Range[int, 1, 999_999] | None = None
-    ) -> None:
-        arg = str(idea) if idea is not None else ""
-        await cast(ConveneClient, interaction.client).on_command(interaction, "goal", arg)
-
-    async def action(
-        interaction: discord.Interaction, goal: app_commands.Range[int, 1, 999_999] | None = None
-    ) -> None:
-        arg = str(goal) if goal is not None else ""
-        await cast(ConveneClient, interaction.client).on_command(interaction, "action", arg)
-
-    special: dict[str, Any] = {
-        "link": app_commands.describe(code=describe("option_code"))(link),
-        "goal": app_commands.describe(idea=describe("option_idea"))(goal),
-        "action": app_commands.describe(goal=describe("option_goal"))(action),
-    }
-    for sub in SUBCOMMANDS:
-        if sub in special:
-            group.add_command(
-                app_commands.Command(name=sub, description=describe(sub), callback=special[sub])
-            )
-        else:
-            group.add_command(plain(sub))
+    for route in registry.subcommands():
+        assert route.text is not None
+        sub, arg = route.text.name, route.text.arg
+        callback = _callback(sub, arg)
+        if arg is not None:
+            callback = app_commands.rename(value=arg.name)(callback)
+            callback = app_commands.describe(value=describe(f"option_{arg.name}"))(callback)
+        group.add_command(app_commands.Command(name=sub, description=describe(sub), callback=callback))
     return group
+
+
+def _callback(sub: str, arg: Arg | None) -> Any:
+    """A command callback whose signature tells discord.py the option's type (an option is a
+    parameter, so each kind has its own function)."""
+
+    async def run(interaction: discord.Interaction, value: object = None) -> None:
+        text = "" if value is None else str(value)
+        await cast(ConveneClient, interaction.client).on_command(interaction, sub, text)
+
+    if arg is None:
+
+        async def bare(interaction: discord.Interaction) -> None:
+            await run(interaction)
+
+        return bare
+    if arg.kind == "str":
+
+        async def text(interaction: discord.Interaction, value: app_commands.Range[str, 1, 40]) -> None:
+            await run(interaction, value)
+
+        return text
+    if arg.required:
+
+        async def number(
+            interaction: discord.Interaction, value: app_commands.Range[int, 1, 999_999]
+        ) -> None:
+            await run(interaction, value)
+
+        return number
+
+    async def maybe_number(
+        interaction: discord.Interaction, value: app_commands.Range[int, 1, 999_999] | None = None
+    ) -> None:
+        await run(interaction, value)
+
+    return maybe_number

@@ -33,12 +33,12 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackConfig
+from bot.domain.commands import Context
 from bot.domain.errors import DomainError
 from bot.forms import Form, FormField
 from bot.messages import Block, Rendered
 from bot.prompts import PromptKey
 from bot.refs import ConversationRef, Platform, UserRef
-from bot.service.commands import Context
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
 

@@ -9,13 +9,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.domain.errors import FormErrors
+from bot.domain.errors import DomainError, FormErrors
 from bot.sanitize import canonical_text, one_line
 
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 YES = {"yes", "y", "true", "1", "on", "pilot"}
 NO = {"no", "n", "false", "0", "off", ""}
+
+
+def ref_number(text: str) -> int:
+    """The number of an idea, goal or action carried in a button or form id (at most nine digits);
+    anything else is a tampered id."""
+    if not text.isdigit() or not text.isascii() or len(text) > 9:
+        raise DomainError("unknown_button")
+    return int(text)
 
 
 def parse_number(text: str) -> float | None:
@@ -190,6 +198,14 @@ def contribution_from_form(values: Mapping[str, str], *, min_len: int, max_len: 
     text = f.text("text", max_len=max_len, min_len=min_len, multiline=True)
     f.check()
     return text
+
+
+def sector_from_form(values: Mapping[str, str], sectors: list[str]) -> str | None:
+    """The declared sector (optional); only one of the round's sectors."""
+    sector = (values.get("sector") or "").strip() or None
+    if sector is not None and sector not in sectors:
+        raise FormErrors({"sector": "unknown_choice"})
+    return sector
 
 
 def rating_from_form(values: Mapping[str, str]) -> tuple[int | None, int | None]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.commands import Context
 from bot.messages import Message, Visibility, find_attribution
 from bot.persistence.tables import ConversationRow, OutboxRow
-from bot.service.commands import Context
 
 
 async def linked_conversations(session: AsyncSession, round_id: str) -> list[ConversationRow]:

@@ -1,24 +1,29 @@
-"""Phase deadlines: rows in the database, claimed by a poller.
+"""Timers (phase deadlines, and any capability's timed work): rows in the database, claimed by a
+poller and fired through the bus, so a timed change takes the same route as a click.
 
-Each due timer is claimed, acted on and marked done in one transaction (on PostgreSQL with
+Each due timer is claimed, fired and marked done in one transaction (on PostgreSQL with
 FOR UPDATE SKIP LOCKED, so several workers can share the work). A deadline that passed while the
 process was down fires once at start-up; a duplicate or late timer finds the phase already moved
-and does nothing.
+and does nothing. A timer that cannot reach its round key stays pending and is retried later: it
+is never marked done without having done its work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 
 from sqlalchemy import select
 
 from bot.domain.errors import DomainError
-from bot.domain.phases import NEXT, Phase
-from bot.persistence.tables import RoundRow, TimerRow
+from bot.keys import KeyUnavailable
+from bot.persistence.tables import TimerRow
 from bot.service.core import Convene
 
 log = logging.getLogger("convene.scheduler")
+
+KEY_RETRY = dt.timedelta(seconds=30)
 
 
 class DeadlineScheduler:
@@ -26,13 +31,14 @@ class DeadlineScheduler:
         self.core = core
         self.poll_seconds = poll_seconds
         self.fired = 0
+        self._held: dict[str, dt.datetime] = {}  # timers waiting for a round key, until when
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.run_once()
             except Exception:
-                log.exception("deadline pass failed; retrying")
+                log.exception("timer pass failed; retrying")
             try:
                 await asyncio.wait_for(stop.wait(), self.poll_seconds)
             except TimeoutError:
@@ -40,6 +46,8 @@ class DeadlineScheduler:
 
     async def run_once(self) -> int:
         fired = 0
+        now = self.core.clock.now()
+        self._held = {k: until for k, until in self._held.items() if until > now}
         while await self._fire_one():
             fired += 1
         if fired:
@@ -51,7 +59,9 @@ class DeadlineScheduler:
         async with self.core.sessions() as s, s.begin():
             stmt = (
                 select(TimerRow)
-                .where(TimerRow.status == "pending", TimerRow.due_at <= now)
+                .where(
+                    TimerRow.status == "pending", TimerRow.due_at <= now, TimerRow.id.not_in(list(self._held))
+                )
                 .order_by(TimerRow.due_at)
                 .limit(1)
             )
@@ -61,15 +71,21 @@ class DeadlineScheduler:
             if timer is None:
                 return False
             timer.status = "done"
-            rnd = await s.get(RoundRow, timer.round_id)
-            if timer.kind == "phase_deadline" and rnd is not None and rnd.phase == timer.phase:
-                phase = Phase(rnd.phase)
-                if phase in NEXT:
-                    try:
-                        async with s.begin_nested():
-                            await self.core.transition(s, rnd, NEXT[phase])
-                        self.fired += 1
-                        log.info("a phase deadline moved a round to %s", NEXT[phase].value)
-                    except DomainError as err:
-                        log.warning("a deadline could not advance a round: %s", err.code)
+            try:
+                async with s.begin_nested():
+                    await self.core.bus.fire_timer(s, timer)
+                self.fired += 1
+                log.info("a %s timer fired", timer.kind)
+            except (KeyUnavailable, DomainError) as err:
+                code = err.code if isinstance(err, DomainError) else "round_key_unavailable"
+                if code != "round_key_unavailable":
+                    log.warning("a %s timer could not act: %s", timer.kind, code)
+                else:
+                    timer.status = "pending"
+                    self._held[timer.id] = now + KEY_RETRY
+                    log.warning(
+                        "a %s timer cannot reach its round key; retrying in %ss",
+                        timer.kind,
+                        KEY_RETRY.seconds,
+                    )
         return True

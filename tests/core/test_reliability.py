@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
+from bot.domain import commands as c
 from bot.keys import MemoryKeyStore
 from bot.messages import Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef
-from bot.service import commands as c
 from bot.service.relay import OutboxRelay
 from bot.service.scheduler import DeadlineScheduler
 from tests.conftest import Harness, make_harness

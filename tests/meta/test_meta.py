@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.config import AppConfig, ConfigError, load_config, parse_config
+from bot.domain import commands
 from bot.ids import ComponentId
 from bot.messages import Message, Part
 from bot.persistence.db import make_engine
@@ -26,6 +28,7 @@ from bot.persistence.migrate import current_revision, upgrade
 from bot.persistence.tables import Base, ConversationRow
 from bot.prompts import PromptKey, Prompts
 from bot.sanitize import canonical_text
+from bot.service.handlers import build_registry
 from bot.service.outbox import public_row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,6 +137,7 @@ SAMPLE: dict[str, Any] = {
     "impact": None,
     "unknown": None,
     "code_": None,
+    "subcommands": [{"name": "link", "arg": "code", "required": True}],
 }
 
 
@@ -155,25 +159,55 @@ def test_every_error_code_raised_in_code_has_a_template() -> None:
     assert codes <= have, codes - have
 
 
-def test_labels_cover_every_button_and_form() -> None:
+def test_every_registered_form_and_subcommand_has_its_labels() -> None:
     labels = Prompts().labels
-    for name in (
-        "join",
-        "contribute",
-        "mine",
-        "withdraw",
-        "agree",
-        "disagree",
-        "pass",
-        "rate",
-        "make_goal",
-        "take",
-    ):
-        assert name in labels["buttons"]
-    for name in ("start", "join", "contribute", "rate", "goal", "action"):
+    registry = build_registry()
+    forms = [r.form.name for r in registry.routes if r.form]
+    assert forms
+    for name in forms:
         assert name in labels["form_titles"]
         assert name in labels["form_submit"]
         assert len(labels["form_titles"][name]) <= 24  # Slack's modal title limit
+    subcommands = registry.subcommands()
+    assert subcommands
+    for route in subcommands:
+        assert route.text is not None
+        assert 0 < len(labels["commands"][route.text.name]) <= 100  # Discord's description limit
+        if route.text.arg:
+            assert f"option_{route.text.arg.name}" in labels["commands"]
+
+
+def test_every_command_has_one_route_and_every_route_a_way_in() -> None:
+    registry = build_registry()
+    declared = {
+        obj
+        for obj in vars(commands).values()
+        if isinstance(obj, type)
+        and is_dataclass(obj)
+        and obj.__module__ == commands.__name__
+        and obj is not commands.Context
+    }
+    assert {r.command for r in registry.routes} == declared
+    for route in registry.routes:
+        assert route.text or route.button or route.form or route.timer, route.command.__name__
+        assert (route.handler is None) != (route.batch is None)
+        if route.button and route.button.build is None:
+            assert route.form is not None
+            assert route.button.arity <= 1
+        if route.text and route.text.build is None:
+            assert route.form is not None
+
+
+def test_help_lists_every_subcommand() -> None:
+    registry = build_registry()
+    subs = [
+        {"name": r.text.name, "arg": r.text.arg.name if r.text.arg else None, "required": False}
+        for r in registry.subcommands()
+        if r.text
+    ]
+    shown = Prompts().render(PromptKey.HELP, {"unknown": None, "subcommands": subs})
+    for sub in subs:
+        assert f"/convene {sub['name']}" in shown
 
 
 def test_no_public_message_can_carry_an_author_field() -> None:
@@ -268,6 +302,12 @@ def test_demo_plays_a_whole_round_and_writes_the_report(tmp_path: Path) -> None:
         }
     assert all(set(a) >= {"title", "goal", "owner", "due"} for a in report["actions"])
     transcript = (tmp_path / "transcript.txt").read_text()
+    # Every button shown carries a label from labels.yaml (never the key's fallback).
+    button_labels = set(Prompts().labels["buttons"].values())
+    rows = [line for line in transcript.splitlines() if line.startswith("  [")]
+    shown = {label for row in rows for label in re.findall(r"\[([^\]]+)\]", row)}
+    assert shown
+    assert shown - {"image: consensus.png"} <= button_labels
     assert "slack #city-goals" in transcript
     assert "discord #common-goals" in transcript
     assert "# Common goals" in (tmp_path / "report.md").read_text()

@@ -14,12 +14,14 @@ import pytest
 from adapters.discord.client import ContinueButton, ConveneClient, RoundButton
 from adapters.discord.runner import run_discord, sync_commands
 from bot.config import DiscordConfig
+from bot.service.handlers import build_registry
 from tests.adapters.discord.rig import NONE, make_rig
 from tests.platform_fakes import discord_payloads as p
 from tests.platform_fakes.discord import PRIVILEGED_INTENTS, FakeDiscord
 from tests.platform_fakes.discord_client import running_client
 
-SUBS = {"start", "join", "contribute", "status", "next", "goal", "action", "close", "cancel", "link", "help"}
+# Every subcommand the registry knows exists on Discord too (``mine`` once existed on Slack only).
+SUBS = {r.text.name for r in build_registry().subcommands() if r.text}
 
 
 async def test_identify_with_guilds_intent_only(tmp_path: Path) -> None:
@@ -49,6 +51,11 @@ async def test_sync_commands(guild: bool, monkeypatch: pytest.MonkeyPatch) -> No
         link = next(o for o in cmd["options"] if o["name"] == "link")
         assert link["options"][0]["name"] == "code"
         assert link["options"][0]["required"]
+        goal = next(o for o in cmd["options"] if o["name"] == "goal")
+        assert goal["options"][0]["name"] == "idea"
+        assert goal["options"][0]["type"] == 4  # INTEGER
+        assert not goal["options"][0].get("required")
+        assert "mine" in SUBS
         assert not fake.identifies  # REST only, no gateway session used up
 
 

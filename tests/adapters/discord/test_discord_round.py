@@ -63,6 +63,11 @@ async def test_whole_round_three_participants(tmp_path: Path, handled_by: dict[s
             modal = await rig.modal(rec)
             sub = await rig.submit(who, modal["custom_id"], {"text": idea})
             await rig.reply(sub)
+        # `/convene mine` exists on Discord as on Slack: one's own ideas, privately.
+        mine = await rig.slash("alice", "mine")
+        text = await rig.reply(mine)
+        assert "Plant reeds along the bank" in text
+        assert "Monthly clean-up walks" not in text
 
         # Only the convener moves the round on.
         nxt = await rig.slash("owner", "next")

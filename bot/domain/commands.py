@@ -1,9 +1,15 @@
-"""What adapters ask the core to do: frozen, platform-neutral commands built at the edge."""
+"""What people ask the core to do: frozen, platform-neutral commands built at the edge.
+
+A form's raw values are turned into one of these (typed, validated) before any handler sees them;
+see the capability modules in ``bot/service/handlers`` and ``bot/domain/validation.py``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from bot.domain.validation import ActionSpec, GoalSpec
 from bot.refs import ConversationRef, UserRef
 
 
@@ -51,6 +57,7 @@ class Contribute:
 @dataclass(frozen=True, slots=True)
 class ListMine:
     ctx: Context
+    round_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,24 +96,26 @@ class Advance:
 @dataclass(frozen=True, slots=True)
 class CloseRound:
     ctx: Context
+    round_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class CancelRound:
     ctx: Context
+    round_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AddGoal:
     ctx: Context
-    values: dict[str, str]
+    spec: GoalSpec
     round_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AddAction:
     ctx: Context
-    values: dict[str, str]
+    spec: ActionSpec
     round_id: str | None = None
 
 
@@ -120,6 +129,7 @@ class Volunteer:
 @dataclass(frozen=True, slots=True)
 class Status:
     ctx: Context
+    round_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,21 +138,8 @@ class Help:
     unknown: str | None = None
 
 
-Command = (
-    StartRound
-    | LinkRound
-    | JoinRound
-    | Contribute
-    | ListMine
-    | Withdraw
-    | CastBallot
-    | RateIdea
-    | Advance
-    | CloseRound
-    | CancelRound
-    | AddGoal
-    | AddAction
-    | Volunteer
-    | Status
-    | Help
-)
+class Command(Protocol):
+    """Any command: who asks (None for the scheduler) and, where it acts on one, which round."""
+
+    @property
+    def ctx(self) -> Context | None: ...

@@ -1,0 +1,19 @@
+"""What happened, for the capabilities that react to it (in the same transaction as the change)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.phases import Phase
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseEntered:
+    """A round moved from ``source`` to ``target``; its phase column already says ``target``."""
+
+    round_id: str
+    source: Phase
+    target: Phase
+
+
+Event = PhaseEntered
