@@ -131,7 +131,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _as_trial(cfg: AppConfig) -> AppConfig:
-    """`convene console` is a trial on one machine: zero setup, a KEK made beside the keys if none is given."""
+    """`convene console` is a trial on one machine: zero setup, a KEK made beside the keys if none given."""
     return cfg.model_copy(update={"anonymity": cfg.anonymity.model_copy(update={"trial": True})})
 
 

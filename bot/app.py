@@ -144,13 +144,15 @@ async def build_app(
     engine: AsyncEngine | None = None,
     migrate: bool = True,
 ) -> App:
+    if keys is None:  # first: a refused key store leaves the database untouched
+        keys = key_store_from_config(config)
     engine = engine or make_engine(config.database.url)
     if migrate:
         await upgrade(engine)
     sessions = make_sessionmaker(engine)
     prompts = Prompts(Path(config.prompts_dir) if config.prompts_dir else None, config.language)
     clock = clock or SystemClock()
-    core = Convene(config, sessions, keys or key_store_from_config(config), clock, prompts)
+    core = Convene(config, sessions, keys, clock, prompts)
     relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox)
     core.outbox_listeners.append(relay.wake)
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)

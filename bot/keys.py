@@ -177,13 +177,13 @@ class MemoryKeyStore:
         self._keys: dict[str, bytes] = {}
 
     def create(self, round_id: str) -> None:
-        self._keys.setdefault(round_id, secrets.token_bytes(KEY_BYTES))
+        self._keys.setdefault(_check_round_id(round_id), secrets.token_bytes(KEY_BYTES))
 
     def get(self, round_id: str) -> bytes | None:
-        return self._keys.get(round_id)
+        return self._keys.get(_check_round_id(round_id))
 
     def destroy(self, round_id: str) -> None:
-        self._keys.pop(round_id, None)
+        self._keys.pop(_check_round_id(round_id), None)
 
 
 class VaultKeyStore:
@@ -237,7 +237,9 @@ class VaultKeyStore:
         try:
             return fn()
         except (vex.Forbidden, vex.Unauthorized):
-            raise KeyUnavailable(f"Vault refused the token for {what} (check its policy and expiry)") from None
+            raise KeyUnavailable(
+                f"Vault refused the token for {what} (check its policy and expiry)"
+            ) from None
         except (vex.VaultDown, vex.InternalServerError, vex.BadGateway, vex.RateLimitExceeded) as err:
             raise KeyStoreUnreachable(f"Vault could not {what} now ({type(err).__name__})") from None
         except (vex.InvalidPath, vex.InvalidRequest):
