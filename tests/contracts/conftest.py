@@ -3,11 +3,12 @@ tests/test_fsm/storage/test_storages.py does for its storages)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.contracts.chat_harness import HARNESSES, ChatHarness
 from tests.contracts.key_backends import BACKENDS, KeyBackend, open_backend
 
 
@@ -15,3 +16,9 @@ from tests.contracts.key_backends import BACKENDS, KeyBackend, open_backend
 def key_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KeyBackend]:
     with open_backend(request.param, tmp_path) as backend:
         yield backend
+
+
+@pytest.fixture(params=list(HARNESSES))
+async def chat(request: pytest.FixtureRequest) -> AsyncIterator[ChatHarness]:
+    async with HARNESSES[request.param]() as harness:
+        yield harness
