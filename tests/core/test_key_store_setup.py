@@ -177,3 +177,11 @@ def test_convene_run_refuses_a_kek_file_in_the_key_directory_and_console_stays_z
     assert run.returncode == 2
     assert "CONVENE_KEK" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_the_vault_backend_without_its_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hvac", None)  # as if `convene[vault]` was not installed
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.x")
+    cfg = parse_config({"anonymity": {"backend": "vault", "vault": {"address": "http://127.0.0.1:1"}}})
+    with pytest.raises(KeyUnavailable, match=r"convene\[vault\]"):
+        key_store_from_config(cfg)
