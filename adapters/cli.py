@@ -120,7 +120,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "console":
         from adapters.console.repl import run_console
 
-        return await run_console(_config(args.config))
+        return await run_console(_as_trial(_config(args.config)))
     if cmd == "run":
         return await _run(load_config(args.config))
     if cmd == "analyze":
@@ -128,6 +128,11 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if cmd == "discord":
         return await _discord_sync(load_config(args.config), args.guild)
     return _fail(f"unknown command {cmd}")
+
+
+def _as_trial(cfg: AppConfig) -> AppConfig:
+    """`convene console` is a trial on one machine: zero setup, a KEK made beside the keys if none given."""
+    return cfg.model_copy(update={"anonymity": cfg.anonymity.model_copy(update={"trial": True})})
 
 
 def _enabled(cfg: AppConfig) -> list[str]:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.config import AppConfig
-from bot.keys import FileKeyStore, KeyStore, load_kek
+from bot.config import AppConfig, ConfigError, VaultConfig
+from bot.keys import (
+    FileKeyStore,
+    KeyStore,
+    KeyStoreUnreachable,
+    KeyUnavailable,
+    VaultKeyStore,
+    load_kek,
+)
 from bot.persistence.db import make_engine, make_sessionmaker
 from bot.persistence.migrate import upgrade
 from bot.ports import ChatPort, Clock, SystemClock
@@ -23,16 +31,74 @@ from bot.service.scheduler import DeadlineScheduler
 log = logging.getLogger("convene")
 
 
+TRIAL_KEK_FILE = "kek.b64"
+
+
 def key_store_from_config(config: AppConfig) -> KeyStore:
+    """The key store ``anonymity`` names, checked before anything starts.
+
+    A KEK must come from outside: ``kek_env`` or a ``kek_file`` outside ``key_dir``. Otherwise each
+    host of a multi-worker deployment would make a KEK of its own (and open none of the others'
+    keys), and a copy of ``key_dir`` would hold both the wrapped keys and what opens them (threat
+    C2). Only ``anonymity.trial: true`` (``convene console`` sets it) lets convene make the KEK
+    itself, beside the keys, for a trial on one host."""
     a = config.anonymity
-    key_file = a.kek_file
-    create = False
-    if key_file is None:
-        # Zero-setup for newcomers: a KEK file beside the wrapped keys. Still never in the database;
-        # deployments set the environment variable or point kek_file at a secret mount.
-        key_file = str(Path(a.key_dir) / "kek.b64")
-        create = True
-    return FileKeyStore(a.key_dir, load_kek(a.kek_env, key_file, create_file=create))
+    if a.backend == "vault":
+        return _vault_key_store(a.vault)
+    key_dir = Path(a.key_dir)
+    trial_kek = key_dir / TRIAL_KEK_FILE
+    if not a.trial:
+        inside = [f for f in (a.kek_file, trial_kek) if f is not None and _within(Path(f), key_dir)]
+        found = [f for f in inside if Path(f).exists() or f == a.kek_file]
+        if found:
+            raise ConfigError(
+                f"anonymity: the key-encryption key file {found[0]} is inside key_dir {a.key_dir}, so a "
+                "copy of that directory would open every round key. Move it to a secret store and point "
+                f"anonymity.kek_file (outside key_dir) or {a.kek_env} at it; for a trial on one host, "
+                "set anonymity.trial: true"
+            )
+        if not os.environ.get(a.kek_env) and a.kek_file is None:
+            raise KeyUnavailable(
+                f"no key-encryption key: set {a.kek_env} (base64 of 32 random bytes) or anonymity.kek_file, "
+                "the same on every host; for a trial on one host, set anonymity.trial: true"
+            )
+    key_file = a.kek_file or str(trial_kek)
+    store = FileKeyStore(a.key_dir, load_kek(a.kek_env, key_file, create_file=a.trial and not a.kek_file))
+    store.check()
+    return store
+
+
+def _within(path: Path, directory: Path) -> bool:
+    return path.resolve().is_relative_to(directory.resolve())
+
+
+def _vault_key_store(v: VaultConfig) -> VaultKeyStore:
+    def token() -> str:
+        if v.token_file:
+            try:
+                found = Path(v.token_file).read_text().strip()
+            except OSError as err:
+                raise KeyUnavailable(f"cannot read anonymity.vault.token_file ({err.strerror})") from None
+        else:
+            found = os.environ.get(v.token_env, "").strip()
+        if not found:
+            raise KeyUnavailable(f"no Vault token: set {v.token_env} or anonymity.vault.token_file")
+        return found
+
+    store = VaultKeyStore(
+        v.address,
+        token,
+        mount=v.mount,
+        path=v.path,
+        namespace=v.namespace,
+        verify=v.ca_cert or True,
+        timeout=v.timeout_seconds,
+    )
+    try:
+        store.check()
+    except KeyStoreUnreachable as err:
+        raise KeyUnavailable(str(err)) from None
+    return store
 
 
 @dataclass
@@ -78,13 +144,15 @@ async def build_app(
     engine: AsyncEngine | None = None,
     migrate: bool = True,
 ) -> App:
+    if keys is None:  # first: a refused key store leaves the database untouched
+        keys = key_store_from_config(config)
     engine = engine or make_engine(config.database.url)
     if migrate:
         await upgrade(engine)
     sessions = make_sessionmaker(engine)
     prompts = Prompts(Path(config.prompts_dir) if config.prompts_dir else None, config.language)
     clock = clock or SystemClock()
-    core = Convene(config, sessions, keys or key_store_from_config(config), clock, prompts)
+    core = Convene(config, sessions, keys, clock, prompts)
     relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox)
     core.outbox_listeners.append(relay.wake)
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)

@@ -24,10 +24,34 @@ class DatabaseConfig(_Model):
     url: str = "sqlite+aiosqlite:///convene.db"
 
 
+class VaultConfig(_Model):
+    """Where round keys live with ``anonymity.backend: vault`` (HashiCorp Vault, KV v2 engine)."""
+
+    address: str = ""  # e.g. https://vault.internal:8200
+    mount: str = "secret"
+    path: str = "convene/round-keys"
+    token_env: str = "VAULT_TOKEN"
+    token_file: str | None = None  # read at every call: a token that Vault Agent keeps fresh
+    namespace: str | None = None
+    ca_cert: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
 class AnonymityConfig(_Model):
+    backend: Literal["file", "vault"] = "file"
     key_dir: str = "keys"
     kek_env: str = "CONVENE_KEK"
     kek_file: str | None = None
+    # A trial on one host: `convene run` may make a KEK beside the keys (key_dir/kek.b64). Without
+    # it, `convene run` refuses to start with no KEK, or with a KEK file inside key_dir.
+    trial: bool = False
+    vault: VaultConfig = VaultConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> AnonymityConfig:
+        if self.backend == "vault" and not self.vault.address.strip():
+            raise ValueError("backend vault needs vault.address (e.g. https://vault.internal:8200)")
+        return self
 
 
 class PhaseMinutes(_Model):
