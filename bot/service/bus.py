@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -20,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.domain import rules
 from bot.domain.commands import Command, Context
 from bot.domain.errors import DomainError, FormErrors
+from bot.domain.phases import OPEN_PHASES
 from bot.domain.rules import Who
 from bot.forms import Form
 from bot.ids import ComponentId
@@ -153,6 +155,7 @@ class Bus:
             else:
                 rnd = await queries.round_linked_here(u.s, ctx.where, round_id)
             u.round = rnd
+            self.services.keys.release(rnd)
             rules.check_phase(rnd.phase, route.phases)
         if ctx is not None and route.who is not Who.ANYONE:
             convener = u.is_convener()
@@ -223,6 +226,25 @@ class Bus:
         u = self.unit(s, None)
         if await self.admit(u, route, timer.round_id):
             await route.handler(u, route.timer.build(timer))
+
+    async def release_finished_keys(self) -> None:
+        """Forget cached keys of rounds that are over, wherever they were closed (another worker's
+        close shreds the key in the store; this drops this worker's copy too)."""
+        cached = self.services.keys.cached()
+        if not cached:
+            return
+        async with self.sessions() as s:
+            over = await s.scalars(
+                select(RoundRow.id).where(
+                    RoundRow.id.in_(cached),
+                    or_(
+                        RoundRow.key_destroyed.is_(True),
+                        RoundRow.phase.not_in([p.value for p in OPEN_PHASES]),
+                    ),
+                )
+            )
+            for round_id in over:
+                self.services.keys.forget(round_id)
 
     async def _apply_batch(self, s: AsyncSession, commands: list[Any]) -> None:
         u = self.unit(s, None)

@@ -17,7 +17,7 @@ import logging
 from sqlalchemy import select
 
 from bot.domain.errors import DomainError
-from bot.keys import KeyUnavailable
+from bot.keys import KeyStoreUnreachable, KeyUnavailable
 from bot.persistence.tables import TimerRow
 from bot.service.core import Convene
 
@@ -48,13 +48,15 @@ class DeadlineScheduler:
         fired = 0
         now = self.core.clock.now()
         self._held = {k: until for k, until in self._held.items() if until > now}
-        while await self._fire_one():
-            fired += 1
+        while (outcome := await self._fire_one()) is not None:
+            fired += outcome
+        await self.core.bus.release_finished_keys()
         if fired:
             self.core.notify_outbox()
         return fired
 
-    async def _fire_one(self) -> bool:
+    async def _fire_one(self) -> int | None:
+        """1: a timer fired; 0: one was held back for a retry; None: nothing is due."""
         now = self.core.clock.now()
         async with self.core.sessions() as s, s.begin():
             stmt = (
@@ -69,23 +71,25 @@ class DeadlineScheduler:
                 stmt = stmt.with_for_update(skip_locked=True)
             timer = await s.scalar(stmt)
             if timer is None:
-                return False
+                return None
             timer.status = "done"
             try:
                 async with s.begin_nested():
                     await self.core.bus.fire_timer(s, timer)
                 self.fired += 1
                 log.info("a %s timer fired", timer.kind)
-            except (KeyUnavailable, DomainError) as err:
+                return 1
+            except (KeyUnavailable, KeyStoreUnreachable, DomainError) as err:
                 code = err.code if isinstance(err, DomainError) else "round_key_unavailable"
                 if code != "round_key_unavailable":
                     log.warning("a %s timer could not act: %s", timer.kind, code)
                 else:
+                    # Never done without its work: held back in this process, retried after a pause.
                     timer.status = "pending"
                     self._held[timer.id] = now + KEY_RETRY
+                    why = "unreachable" if isinstance(err, KeyStoreUnreachable) else "unavailable"
                     log.warning(
-                        "a %s timer cannot reach its round key; retrying in %ss",
-                        timer.kind,
-                        KEY_RETRY.seconds,
+                        "a %s timer's round key is %s; retrying in %ss", timer.kind, why, KEY_RETRY.seconds
                     )
-        return True
+                    return 0
+        return 1

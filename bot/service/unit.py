@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import AppConfig
 from bot.domain.commands import Context
 from bot.domain.errors import DomainError
+from bot.domain.phases import OPEN_PHASES
 from bot.domain.rules import is_convener
 from bot.ids import ComponentId
 from bot.keys import KeyStore, pseudonym
@@ -33,23 +35,46 @@ PARTS_PER_MESSAGE = 5
 
 
 class RoundKeys:
-    """Per-round pseudonym keys from the key store, cached for the round's life in this process."""
+    """Per-round pseudonym keys from the key store, cached in this process for at most ``ttl``
+    seconds. Another worker may close a round and shred its key: every command reads the round row,
+    and the bus drops the cached key of a round that is over (:meth:`release`); the ttl bounds how
+    long an idle worker keeps a key it no longer needs."""
 
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(
+        self, store: KeyStore, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.store = store
-        self._cache: dict[str, bytes] = {}
+        self.ttl = ttl
+        self.clock = clock
+        self._cache: dict[str, tuple[float, bytes]] = {}
 
     def create(self, round_id: str) -> None:
         self.store.create(round_id)
 
     def get(self, round_id: str) -> bytes:
-        key = self._cache.get(round_id)
+        now = self.clock()
+        cached = self._cache.get(round_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        key = self.store.get(round_id)
         if key is None:
-            key = self.store.get(round_id)
-            if key is None:
-                raise DomainError("round_key_unavailable")
-            self._cache[round_id] = key
+            self._cache.pop(round_id, None)
+            raise DomainError("round_key_unavailable")
+        self._cache[round_id] = (now + self.ttl, key)
+        self._expire(now)
         return key
+
+    def release(self, rnd: RoundRow) -> None:
+        """Forget the key of a round that is over (closed here or by another worker)."""
+        if rnd.key_destroyed or rnd.phase not in OPEN_PHASES:
+            self.forget(rnd.id)
+
+    def cached(self) -> list[str]:
+        return list(self._cache)
+
+    def _expire(self, now: float) -> None:
+        for round_id in [r for r, (until, _key) in self._cache.items() if until <= now]:
+            del self._cache[round_id]
 
     def pseudonym(self, round_id: str, user: UserRef) -> str:
         return pseudonym(self.get(round_id), user.key())

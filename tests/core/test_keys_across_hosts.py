@@ -56,6 +56,10 @@ async def test_a_round_started_on_one_host_works_on_the_other_and_is_shredded_fo
             assert await a.scalar("select phase from rounds") == "cancelled"
             assert a.keys.get(rid) is None
             assert b.keys.get(rid) is None  # shredded on A, gone for B's store too
+            # ...and from B's memory by B's next scheduler pass, though B never saw the cancel.
+            assert rid in b.app.core.services.keys.cached()
+            await b.app.scheduler.run_once()
+            assert rid not in b.app.core.services.keys.cached()
         finally:
             await a.app.core.ingest.aclose()
             await b.app.core.ingest.aclose()

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from bot.domain import commands as c
-from bot.keys import MemoryKeyStore
+from bot.keys import KeyStoreUnreachable, MemoryKeyStore
 from bot.messages import Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef
@@ -222,3 +222,43 @@ async def test_outcomes_are_recorded_by_the_next_pass_or_a_flush(harness: Harnes
     assert await h.scalar("select count(*) from outbox where visibility = 'private'") == 0
     assert await h.scalar("select status from outbox") == "sent"
     assert await h.scalar("select count(*) from message_slots") == 1
+
+
+class UnreachableKeys(MemoryKeyStore):
+    """A shared key store that can be cut off (a sealed or unreachable Vault)."""
+
+    down = False
+
+    def get(self, round_id: str) -> bytes | None:
+        if self.down:
+            raise KeyStoreUnreachable("the key store is unreachable")
+        return super().get(round_id)
+
+
+async def test_a_deadline_that_cannot_reach_its_round_key_waits_and_fires_later(engine, caplog) -> None:  # type: ignore[no-untyped-def]
+    keys = UnreachableKeys()
+    h = await make_harness(engine, keys=keys)
+    await story.start(h, vote_minutes="10")
+    await story.link_discord(h)
+    await story.join_all(h)
+    await story.contribute_all(h)
+    await h.driver.command(h.person("maya"), "next")
+    await story.vote(h, "raj", 1, "Agree")
+    await h.app.core.ingest.aclose()
+
+    # Another worker, with nothing cached, while the key store is down: the tally needs the key.
+    h2 = await make_harness(engine, keys=keys, clock=h.clock)
+    keys.down = True
+    h2.clock.advance(minutes=11)
+    scheduler = DeadlineScheduler(h2.app.core)
+    assert await scheduler.run_once() == 0
+    assert await h2.scalar("select phase from rounds") == "vote"
+    assert await h2.scalar("select count(*) from timers where status = 'pending'") == 1
+    assert "round key is unreachable; retrying" in caplog.text
+    keys.down = False
+    assert await scheduler.run_once() == 0  # held back for a pause, not hammered
+    h2.clock.advance(seconds=31)
+    assert await scheduler.run_once() == 1
+    assert await h2.scalar("select phase from rounds") == "goals"
+    assert await h2.scalar("select count(*) from timers where status = 'pending'") == 0
+    await h2.app.core.ingest.aclose()
