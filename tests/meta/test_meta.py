@@ -134,6 +134,8 @@ SAMPLE: dict[str, Any] = {
     "divisive": False,
     "urgency": 3.0,
     "by_sector": [{"name": "business", "agree": 80}],
+    "sectors_hidden": True,
+    "sector_k": 5,
     "impact": None,
     "unknown": None,
     "code_": None,
