@@ -199,8 +199,9 @@ def _analyze(args: argparse.Namespace) -> int:
 
 async def _run(cfg: AppConfig) -> int:
     from bot.app import build_app
+    from bot.logs import configure
 
-    logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(cfg.logging.level)
     if not _enabled(cfg):
         return _fail("no adapter is enabled in the config (console, slack or discord)")
     if cfg.console.enabled and (cfg.slack.enabled or cfg.discord.enabled):

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import AppConfig
 from bot.keys import FileKeyStore, KeyStore, load_kek
+from bot.logs import install as install_log_rules
 from bot.persistence.db import make_engine, make_sessionmaker
 from bot.persistence.migrate import upgrade
 from bot.ports import ChatPort, Clock, SystemClock
@@ -78,6 +79,7 @@ async def build_app(
     engine: AsyncEngine | None = None,
     migrate: bool = True,
 ) -> App:
+    install_log_rules()  # libraries never log a payload, whoever configures logging
     engine = engine or make_engine(config.database.url)
     if migrate:
         await upgrade(engine)
