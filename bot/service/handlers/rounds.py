@@ -105,9 +105,14 @@ def _link_row(round_id: str, ctx: c.Context) -> ConversationRow:
 # --- start ------------------------------------------------------------------------------------
 
 
-async def _no_round_here(u: Unit) -> None:
+async def _can_start_here(u: Unit) -> None:
+    rules.check_audience(u.actor.audience)
     if await queries.round_here(u.s, u.actor.where) is not None:
         raise DomainError("round_already_here")
+
+
+async def _can_link_here(u: Unit) -> None:
+    rules.check_audience(u.actor.audience)
 
 
 async def _start_fields(u: Unit, _arg: str | None) -> tuple[tuple[FormField, ...], str]:
@@ -134,7 +139,7 @@ def _start_command(f: FormInput) -> c.StartRound:
     c.StartRound,
     who=Who.CONVENER,
     in_round=False,
-    guard=_no_round_here,
+    guard=_can_start_here,
     text=Text("start"),
     form=FormDef("start", _start_fields, _start_command),
 )
@@ -181,6 +186,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
     c.LinkRound,
     who=Who.CONVENER,
     in_round=False,
+    guard=_can_link_here,
     text=Text("link", Arg("code", "str", required=True), build=lambda ctx, rest: c.LinkRound(ctx, rest)),
 )
 async def link(u: Unit, cmd: c.LinkRound) -> None:
