@@ -18,6 +18,7 @@ from bot.persistence.migrate import upgrade
 from bot.ports import ChatPort, Clock, SystemClock
 from bot.prompts import Prompts
 from bot.service.core import Convene
+from bot.service.handlers.retention import ensure_daily_pass
 from bot.service.relay import OutboxRelay
 from bot.service.scheduler import DeadlineScheduler
 
@@ -63,6 +64,7 @@ class App:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         await self.core.ingest.aclose()
+        await self.core.services.compactor.wait()
         for port in self.relay.ports.values():
             close = getattr(port, "aclose", None)  # ports holding connections (Slack's HTTP session)
             if close is not None:
@@ -90,4 +92,6 @@ async def build_app(
     relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox)
     core.outbox_listeners.append(relay.wake)
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
+    if migrate:  # a deployment's database: the daily retention pass is scheduled (due now if new)
+        await ensure_daily_pass(sessions, clock)
     return App(config, engine, sessions, core, relay, scheduler)

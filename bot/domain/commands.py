@@ -112,8 +112,18 @@ class CloseRound:
 
 @dataclass(frozen=True, slots=True)
 class CancelRound:
-    ctx: Context
+    """``ctx`` None: nobody asked; the retention pass found the round idle in phase ``expected``."""
+
+    ctx: Context | None
     round_id: str | None = None
+    expected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRetention:
+    """The daily retention pass (``convene run``): purge what is due, cancel idle rounds."""
+
+    ctx: None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,7 @@ SAMPLE: dict[str, Any] = {
     "by_sector": [{"name": "business", "agree": 80}],
     "sectors_hidden": True,
     "sector_k": 5,
+    "idle_days": 60,
     "impact": None,
     "unknown": None,
     "code_": None,

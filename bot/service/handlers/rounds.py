@@ -70,7 +70,7 @@ def schedule(u: Unit, rnd: RoundRow, phase: Phase) -> None:
         )
 
 
-async def transition(u: Unit, rnd: RoundRow, target: Phase) -> None:
+async def transition(u: Unit, rnd: RoundRow, target: Phase, *, idle_days: int | None = None) -> None:
     """The one way a round changes phase: the table allows it, the phase's deadline is done, every
     reaction to entering ``target`` runs here, and the round card shows the new phase."""
     source = Phase(rnd.phase)
@@ -86,7 +86,8 @@ async def transition(u: Unit, rnd: RoundRow, target: Phase) -> None:
         .values(status="done")
     )
     rnd.phase = target.value
-    await u.emit(PhaseEntered(rnd.id, source, target))
+    rnd.phase_since = u.now()
+    await u.emit(PhaseEntered(rnd.id, source, target, idle_days))
     schedule(u, rnd, target)
     await u.s.flush()
     await u.post(await round_card(u, rnd), slot=card_slot(rnd.id), round_id=rnd.id)
@@ -157,6 +158,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
         phase=Phase.CONTRIBUTE.value,
         join_code="".join(u.rng.choice(CODE_ALPHABET) for _ in range(8)),
         conveners=[ctx.actor.key()],
+        phase_since=u.now(),
         settings={
             "min_chars": rc.min_contribution_chars,
             "max_chars": rc.max_contribution_chars,
@@ -254,17 +256,28 @@ async def close(u: Unit, cmd: c.CloseRound) -> None:
 
 
 @cap.command(
-    c.CancelRound, who=Who.CONVENER, text=Text("cancel", build=lambda ctx, _rest: c.CancelRound(ctx))
+    c.CancelRound,
+    who=Who.CONVENER,
+    text=Text("cancel", build=lambda ctx, _rest: c.CancelRound(ctx)),
+    # The retention pass finds idle rounds; each is cancelled through here, with nobody behind it.
+    timer=Timer(queries.IDLE_ROUND, lambda t: c.CancelRound(None, t.round_id, expected=t.phase)),
 )
 async def cancel(u: Unit, cmd: c.CancelRound) -> None:
-    await transition(u, u.round, Phase.CANCELLED)
-    _confirm(u, u.round)
+    rnd = u.round
+    if cmd.ctx is None:
+        if rnd.phase != cmd.expected:
+            return  # it moved on since it was found idle
+        await transition(u, rnd, Phase.CANCELLED, idle_days=u.config.retention.idle_round_days)
+        return
+    await transition(u, rnd, Phase.CANCELLED)
+    _confirm(u, rnd)
 
 
 @cap.on(PhaseEntered, target=Phase.CANCELLED)
 async def announce_cancel(u: Unit, event: PhaseEntered) -> None:
     rnd = u.round
-    await u.post(Message((Part(PromptKey.ROUND_CANCELLED, {"title": rnd.title}),)), round_id=rnd.id)
+    params = {"title": rnd.title, "idle_days": event.idle_days}
+    await u.post(Message((Part(PromptKey.ROUND_CANCELLED, params),)), round_id=rnd.id)
 
 
 @cap.on(PhaseEntered, target=(Phase.CLOSED, Phase.CANCELLED))
