@@ -78,6 +78,9 @@ class Compactor:
         self._tasks: set[asyncio.Task[bool]] = set()
 
     def after_commit(self, session: AsyncSession) -> None:
+        if session.info.get("compact"):
+            return  # once per transaction, however many reasons it has
+        session.info["compact"] = True
         engine = session.bind
 
         def compact(_session: Any) -> None:
