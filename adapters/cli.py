@@ -208,10 +208,14 @@ async def _retention(args: argparse.Namespace) -> int:
     SQLite's write-ahead log truncated, and a confirmation of what was deleted, kept, and why."""
     from dataclasses import asdict
 
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm.exc import StaleDataError
+
     from bot.app import build_app
     from bot.keys import MemoryKeyStore
     from bot.persistence.db import truncate_wal
     from bot.refs import Platform
+    from bot.service.errors import is_db_error
     from bot.service.handlers import retention
 
     cfg = load_config(args.config)
@@ -224,12 +228,22 @@ async def _retention(args: argparse.Namespace) -> int:
     # A purge reads no round key: it needs no key-encryption key either.
     app = await build_app(cfg, {}, keys=MemoryKeyStore() if args.command == "purge" else None)
     try:
-        async with app.sessions() as s, s.begin():
-            u = app.core.bus.unit(s, None)
-            if args.command == "erase":
-                report: Any = await retention.erase(u, platform, user)
-            else:
-                report = await retention.purge(u)
+        for attempt in range(3):  # `convene run` may be changing the same round: run again, fresh
+            try:
+                async with app.sessions() as s, s.begin():
+                    u = app.core.bus.unit(s, None)
+                    if args.command == "erase":
+                        report: Any = await retention.erase(u, platform, user)
+                    else:
+                        report = await retention.purge(u)
+                break
+            except (StaleDataError, IntegrityError):
+                if attempt == 2:
+                    return _fail("the database kept changing under this command; run it again")
+            except Exception as err:
+                if is_db_error(err):
+                    return _fail(f"the database is not available ({type(err).__name__}); nothing was changed")
+                raise
         await app.core.services.compactor.wait()
         compacted = await truncate_wal(app.engine)
         database, prompts = app.engine.dialect.name, app.core.prompts
