@@ -91,7 +91,8 @@ class Erased(Counts):
     roster: int = 0
     convener_refs: int = 0
     owner_refs: int = 0
-    messages: int = 0
+    messages: int = 0  # waiting to be delivered to them
+    posts: int = 0  # delivered posts of rounds where they owned an action (their name may be in them)
     ideas_detached: int = 0  # unreleased ideas, still theirs by pseudonym until now
     ballots_detached: int = 0  # ballots of a vote still open
     keys_unavailable: int = 0  # open rounds whose key could not be read: still linked until close

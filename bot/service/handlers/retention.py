@@ -241,7 +241,7 @@ async def erase(u: Unit, platform: str, user_id: str) -> rules.Erased:
     )
     named = {a.round_id for a in owned}
     if named:
-        out.messages += _count(
+        out.posts = _count(
             await u.s.execute(
                 delete(OutboxRow).where(
                     OutboxRow.round_id.in_(named),
