@@ -82,8 +82,9 @@ class RoundRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     key_destroyed: Mapped[bool] = mapped_column(Boolean, default=False)
     # When the round entered its current phase (for a closed round: when it closed). Retention
-    # counts from it; phase changes are public events, so this says nothing about anyone.
-    phase_since: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=_utcnow)
+    # counts from it; phase changes are public events, so this says nothing about anyone. Nullable
+    # only so that SQLite could add it without rebuilding `rounds`; always set.
+    phase_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=_utcnow)
     # The roster and the conveners' references are gone (retention ran for this round).
     roster_purged: Mapped[bool] = mapped_column(Boolean, default=False)
 

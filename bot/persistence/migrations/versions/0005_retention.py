@@ -18,16 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("rounds", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("phase_since", bot.persistence.tables.UTCDateTime(), nullable=True))
-        batch_op.add_column(
-            sa.Column("roster_purged", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+    # Added columns only, never a rebuilt `rounds`: on SQLite a batch rebuild drops the old table,
+    # and with foreign keys on that DROP cascades into every table that points at rounds.
+    op.add_column("rounds", sa.Column("phase_since", bot.persistence.tables.UTCDateTime(), nullable=True))
+    op.add_column(
+        "rounds", sa.Column("roster_purged", sa.Boolean(), nullable=False, server_default=sa.false())
+    )
     # Rounds from before: retention counts from the upgrade (never earlier than it should).
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     op.get_bind().execute(sa.text("UPDATE rounds SET phase_since = :now"), {"now": now})
-    with op.batch_alter_table("rounds", schema=None) as batch_op:
-        batch_op.alter_column("phase_since", existing_type=bot.persistence.tables.UTCDateTime(), nullable=False)
+    # Nothing points at timers, so rebuilding it (SQLite) loses nothing.
     with op.batch_alter_table("timers", schema=None) as batch_op:
         batch_op.alter_column("round_id", existing_type=sa.String(length=32), nullable=True)
 
@@ -36,6 +36,5 @@ def downgrade() -> None:
     op.get_bind().execute(sa.text("DELETE FROM timers WHERE round_id IS NULL"))
     with op.batch_alter_table("timers", schema=None) as batch_op:
         batch_op.alter_column("round_id", existing_type=sa.String(length=32), nullable=False)
-    with op.batch_alter_table("rounds", schema=None) as batch_op:
-        batch_op.drop_column("roster_purged")
-        batch_op.drop_column("phase_since")
+    op.drop_column("rounds", "roster_purged")
+    op.drop_column("rounds", "phase_since")
