@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from bot.service.outbox import post_everywhere, private_row
 from bot.service.registry import Registry
 
 PARTS_PER_MESSAGE = 5
+
+log = logging.getLogger("convene.unit")
 
 
 class RoundKeys:
@@ -86,11 +89,19 @@ class Compactor:
         def compact(_session: Any) -> None:
             if not isinstance(engine, AsyncEngine):
                 return
-            task = asyncio.get_running_loop().create_task(truncate_wal(engine))
+            task = asyncio.get_running_loop().create_task(self._compact(engine))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
         event.listen(session.sync_session, "after_commit", compact, once=True)
+
+    @staticmethod
+    async def _compact(engine: AsyncEngine) -> bool:
+        try:
+            return await truncate_wal(engine)
+        except Exception as err:  # the next close, erase or purge tries again
+            log.warning("could not truncate the write-ahead log: %s", type(err).__name__)
+            return False
 
     async def wait(self) -> None:
         """Until the compactions started so far are done (tests, and shutdown)."""
