@@ -70,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", help="file (json, md), or folder (csv, polis); default: standard output")
     exp.add_argument("--config")
 
+    erase = sub.add_parser(
+        "erase", help="erase one person from every round (what they said stays, with no name)"
+    )
+    erase.add_argument("--config", required=True)
+    erase.add_argument(
+        "--user", required=True, help="PLATFORM:USER_ID, e.g. slack:U0123ABCD or discord:123456789012345678"
+    )
+    purge = sub.add_parser(
+        "purge", help="apply retention now (`convene run` does daily): forget who took part in ended rounds"
+    )
+    purge.add_argument("--config", required=True)
+
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("file")
 
@@ -123,6 +135,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         return await run_console(_as_trial(_config(args.config)))
     if cmd == "run":
         return await _run(load_config(args.config))
+    if cmd in ("erase", "purge"):
+        return await _retention(args)
     if cmd == "analyze":
         return _analyze(args)
     if cmd == "discord":
@@ -194,6 +208,63 @@ async def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _retention(args: argparse.Namespace) -> int:
+    """`convene erase` and `convene purge`: one transaction through the retention capability, then
+    SQLite's write-ahead log truncated, and a confirmation of what was deleted, kept, and why."""
+    from dataclasses import asdict
+
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from bot.app import build_app
+    from bot.keys import MemoryKeyStore
+    from bot.persistence.db import truncate_wal
+    from bot.refs import Platform
+    from bot.service.errors import is_db_error
+    from bot.service.handlers import retention
+
+    cfg = load_config(args.config)
+    platform, user = "", ""
+    if args.command == "erase":
+        platform, _sep, user = str(args.user).partition(":")
+        if platform not in {p.value for p in Platform} or not user.strip():
+            return _fail(f"--user takes PLATFORM:USER_ID with PLATFORM one of {', '.join(Platform)}")
+        user = user.strip()
+    # A purge reads no round key: it needs no key-encryption key either.
+    app = await build_app(cfg, {}, keys=MemoryKeyStore() if args.command == "purge" else None)
+    try:
+        for attempt in range(3):  # `convene run` may be changing the same round: run again, fresh
+            try:
+                async with app.sessions() as s, s.begin():
+                    u = app.core.bus.unit(s, None)
+                    if args.command == "erase":
+                        report: Any = await retention.erase(u, platform, user)
+                    else:
+                        report = await retention.purge(u)
+                break
+            except (StaleDataError, IntegrityError):
+                if attempt == 2:
+                    return _fail("the database kept changing under this command; run it again")
+            except Exception as err:
+                if is_db_error(err):
+                    return _fail(f"the database is not available ({type(err).__name__}); nothing was changed")
+                raise
+        await app.core.services.compactor.wait()
+        compacted = await truncate_wal(app.engine)
+        database, prompts = app.engine.dialect.name, app.core.prompts
+    finally:
+        await app.aclose()
+    params = {
+        **asdict(report),
+        "user": args.user if args.command == "erase" else None,
+        "roster_days": cfg.retention.roster_days,
+        "database": database,
+        "compacted": compacted,
+    }
+    _say(prompts.render(f"cli/{'erased' if args.command == 'erase' else 'purged'}", params))
+    return 0
+
+
 def _analyze(args: argparse.Namespace) -> int:
     try:
         from bot.consensus.cli import analyze_command
@@ -204,8 +275,9 @@ def _analyze(args: argparse.Namespace) -> int:
 
 async def _run(cfg: AppConfig) -> int:
     from bot.app import build_app
+    from bot.logs import configure
 
-    logging.basicConfig(level=cfg.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(cfg.logging.level)
     if not _enabled(cfg):
         return _fail("no adapter is enabled in the config (console, slack or discord)")
     if cfg.console.enabled and (cfg.slack.enabled or cfg.discord.enabled):

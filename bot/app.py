@@ -20,11 +20,13 @@ from bot.keys import (
     VaultKeyStore,
     load_kek,
 )
+from bot.logs import install as install_log_rules
 from bot.persistence.db import make_engine, make_sessionmaker
 from bot.persistence.migrate import upgrade
 from bot.ports import ChatPort, Clock, SystemClock
 from bot.prompts import Prompts
 from bot.service.core import Convene
+from bot.service.handlers.retention import ensure_daily_pass
 from bot.service.relay import OutboxRelay
 from bot.service.scheduler import DeadlineScheduler
 
@@ -128,6 +130,7 @@ class App:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         await self.core.ingest.aclose()
+        await self.core.services.compactor.wait()
         for port in self.relay.ports.values():
             close = getattr(port, "aclose", None)  # ports holding connections (Slack's HTTP session)
             if close is not None:
@@ -144,6 +147,7 @@ async def build_app(
     engine: AsyncEngine | None = None,
     migrate: bool = True,
 ) -> App:
+    install_log_rules()  # libraries never log a payload, whoever configures logging
     if keys is None:  # first: a refused key store leaves the database untouched
         keys = key_store_from_config(config)
     engine = engine or make_engine(config.database.url)
@@ -156,4 +160,6 @@ async def build_app(
     relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox)
     core.outbox_listeners.append(relay.wake)
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
+    if migrate:  # a deployment's database: the daily retention pass is scheduled (due now if new)
+        await ensure_daily_pass(sessions, clock)
     return App(config, engine, sessions, core, relay, scheduler)

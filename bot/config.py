@@ -167,6 +167,14 @@ class DiscordConfig(_Model):
         return [str(v) for v in value] if isinstance(value, list) else value
 
 
+class RetentionConfig(_Model):
+    # Who took part (the roster) and every other row that names a person is deleted this many days
+    # after a round closes or is cancelled (0: at the next purge).
+    roster_days: int = Field(default=30, ge=0)
+    # A round left in one phase with no deadline for this many days is cancelled and its key destroyed.
+    idle_round_days: int = Field(default=60, ge=1)
+
+
 class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -183,6 +191,7 @@ class AppConfig(_Model):
     console: ConsoleConfig = ConsoleConfig()
     slack: SlackConfig = SlackConfig()
     discord: DiscordConfig = DiscordConfig()
+    retention: RetentionConfig = RetentionConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

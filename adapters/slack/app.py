@@ -22,7 +22,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -33,7 +33,7 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import SlackConfig
-from bot.domain.commands import Context
+from bot.domain.commands import Audience, Context
 from bot.domain.errors import DomainError
 from bot.forms import Form, FormField
 from bot.messages import Block, Rendered
@@ -127,6 +127,42 @@ class ConvenerCheck:
             return cached[1] if cached is not None else frozenset()
         self._members[group] = (now + self.ttl, members)
         return members
+
+
+class AudienceCheck:
+    """Whether a channel is shared with another organisation (Slack Connect): from the payload when
+    Slack says so (Events API's ``is_ext_shared_channel``), else ``conversations.info`` (needs
+    channels:read / groups:read), cached for ``ttl`` seconds per channel. A failed lookup is
+    "unknown" and is not cached; the core refuses what needs to know."""
+
+    def __init__(self, client: AsyncWebClient, ttl: float = 300.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._known: dict[str, tuple[float, Audience]] = {}
+
+    def known(self, channel: str) -> Audience:
+        cached = self._known.get(channel)
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else Audience.UNKNOWN
+
+    def remember(self, channel: str, audience: Audience) -> Audience:
+        if audience is not Audience.UNKNOWN:
+            self._known[channel] = (time.monotonic() + self.ttl, audience)
+        return audience
+
+    async def __call__(self, channel: str, timeout: float = 2.0) -> Audience:
+        known = self.known(channel)
+        if known is not Audience.UNKNOWN or channel.startswith("D"):
+            return known  # a DM takes no round; no im:read scope just to ask
+        try:
+            resp = await asyncio.wait_for(self.client.conversations_info(channel=channel), timeout)
+            info = resp.get("channel")
+        except Exception as err:
+            log.warning("conversations.info failed: %s", _reason(err))
+            return Audience.UNKNOWN
+        if not isinstance(info, dict):
+            return Audience.UNKNOWN
+        shared = info.get("is_ext_shared") or info.get("is_pending_ext_shared")
+        return self.remember(channel, Audience.SHARED if shared else Audience.OWN)
 
 
 def _str(value: Any) -> str:
@@ -289,6 +325,7 @@ class SlackHandlers:
     client: AsyncWebClient
     conveners: ConvenerCheck
     seen: SeenIds
+    audiences: AudienceCheck
     busy: int = 0
     _idle: asyncio.Event | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -334,6 +371,7 @@ class SlackHandlers:
         user_name: Any,
         channel_id: Any,
         request_id: str | None,
+        audience: Audience | None = None,
     ) -> Context:
         team = _team(body)
         user = _str(user_id)
@@ -346,6 +384,7 @@ class SlackHandlers:
             reply_handle=_opt_str(body.get("response_url")),
             request_id=request_id,
             is_convener=await self.conveners(user),
+            audience=self.audiences.known(channel) if audience is None else audience,
         )
 
     async def open_form(self, form: Form | None, trigger_id: Any, channel_id: str) -> None:
@@ -418,7 +457,7 @@ def create_bolt_app(
         process_before_response=False,
         logger=logging.getLogger("convene.slack.bolt"),
     )
-    h = SlackHandlers(core, config, client, ConvenerCheck(config, client), SeenIds())
+    h = SlackHandlers(core, config, client, ConvenerCheck(config, client), SeenIds(), AudienceCheck(client))
     bolt.convene_handlers = h  # type: ignore[attr-defined]
 
     @bolt.middleware
@@ -501,7 +540,8 @@ def create_bolt_app(
         line = text[:4000]
 
         async def work() -> None:
-            form = await run_text(core, ctx, line)
+            here = replace(ctx, audience=await h.audiences(ctx.where.channel_id))
+            form = await run_text(core, here, line)
             await h.open_form(form, trigger, ctx.where.channel_id)
 
         h.spawn(h.guarded(ctx, work))
@@ -525,6 +565,8 @@ def create_bolt_app(
             await ack()
             await h.refuse(None, "malformed_request")
             return
+        # Before the ack, so briefly: the command that opened the form has usually cached it.
+        ctx = replace(ctx, audience=await h.audiences(ctx.where.channel_id, timeout=1.0))
         try:
             errors = await core.submit_form(ctx, str(view.get("callback_id")), values, inline_errors=True)
         except ServiceUnavailable:
@@ -563,6 +605,7 @@ def create_bolt_app(
                 user_name="",
                 channel_id=event.get("channel"),
                 request_id=f"slack:{body.get('event_id')}",
+                audience=_flagged(body.get("is_ext_shared_channel")),
             )
         except Malformed:
             await h.refuse(None, "malformed_request")
@@ -570,6 +613,13 @@ def create_bolt_app(
         await h.refuse(ctx, "direct_message")
 
     return bolt
+
+
+def _flagged(ext_shared: Any) -> Audience | None:
+    """The Events API's own word on a channel, when it gives one."""
+    if isinstance(ext_shared, bool):
+        return Audience.SHARED if ext_shared else Audience.OWN
+    return None
 
 
 def _metadata_channel(view: Any) -> str:

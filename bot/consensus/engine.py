@@ -153,6 +153,25 @@ def _ranking(common: BoolArray, gac: FloatArray, agreement: FloatArray) -> list[
     return [int(c) for c in np.lexsort((idx, -agreement_key, -gac, ~common))]
 
 
+def sector_cells(voters: IntArray, idea_voters: IntArray, k: int) -> BoolArray:
+    """Which (sector, idea) figures may be shown: shape (sectors, ideas).
+
+    A cell is shown only when that idea's voters from that sector number at least ``k``. And since
+    an idea's overall counts are published too, the voters left outside the shown cells (smaller
+    sectors and the undeclared) must number 0 or at least ``k``; otherwise the overall count minus
+    the shown figures would reveal a group smaller than ``k``, so the smallest shown cell is hidden
+    as well, until that holds (complementary suppression).
+    """
+    shown = voters >= k
+    while True:
+        residual = idea_voters - np.where(shown, voters, 0).sum(axis=0)
+        bad = np.flatnonzero(shown.any(axis=0) & (residual > 0) & (residual < k))
+        if bad.size == 0:
+            return np.asarray(shown, dtype=np.bool_)
+        smallest = np.where(shown, voters, np.iinfo(np.int64).max).argmin(axis=0)
+        shown[smallest[bad], bad] = False
+
+
 def _sector_codes(sectors: Sequence[str | None], n: int) -> tuple[IntArray, list[str]]:
     if len(sectors) != n:
         raise ConsensusInputError(f"sectors has {len(sectors)} entries for {n} participants")
@@ -231,27 +250,35 @@ def analyze(
 
     sector_gac: FloatArray | None = None
     sector_agreement: dict[str, FloatArray] = {}
+    sector_shown = np.zeros((len(sector_names), n_i), dtype=np.bool_)
     if sector_names:
-        voters = np.bincount(sector_of[n_votes > 0] + 1, minlength=len(sector_names) + 1)[1:]
-        shown = np.flatnonzero(voters >= config.sector_min_voters)
-        if shown.size < len(sector_names):
+        s_of_vote = sector_of[voter_of]
+        keep = s_of_vote >= 0
+        keys = s_of_vote[keep] * n_i + idea_of[keep]
+        s_agree, _, s_total = (
+            c.reshape(len(sector_names), n_i) for c in _counts(keys, value[keep], len(sector_names) * n_i)
+        )
+        sector_shown = sector_cells(s_total, total, config.sector_min_voters)
+        if not sector_shown[s_total.sum(axis=1) > 0].all():
             notes.append("sectors_below_k_hidden")
+        shown = np.flatnonzero(sector_shown.any(axis=1))
         if shown.size:
-            s_of_vote = sector_of[voter_of]
-            keep = s_of_vote >= 0
-            keys = s_of_vote[keep] * n_i + idea_of[keep]
-            s_agree, _, s_total = (
-                c.reshape(len(sector_names), n_i) for c in _counts(keys, value[keep], len(sector_names) * n_i)
-            )
-            sector_gac = _smoothed_product(s_agree[shown], s_total[shown])
-            sector_agreement = {sector_names[s]: _ratio(s_agree[s], s_total[s]) for s in shown.tolist()}
+            # A hidden cell counts as neutral (1) in the product, as it does for common ground.
+            ratios = np.where(sector_shown, (s_agree + 1.0) / (s_total + 2.0), 1.0)
+            sector_gac = np.asarray(np.prod(ratios[shown], axis=0), dtype=np.float64)
+            sector_agreement = {
+                sector_names[s]: np.where(sector_shown[s], _ratio(s_agree[s], s_total[s]), np.nan)
+                for s in shown.tolist()
+            }
 
-    # Common ground needs every opinion group (or, without groups, everyone) and every shown
-    # sector to reach the threshold; NaN (no votes there) compares False, so it fails.
+    # Common ground needs every opinion group (or, without groups, everyone) and every sector whose
+    # figure is shown for the idea to reach the threshold. NaN (a group with no votes there) compares
+    # False, so it fails; a sector cell that is not shown does not count either way.
     bars = list(group_agreement) if k > 0 else [agreement]
-    bars += list(sector_agreement.values())
     with np.errstate(invalid="ignore"):
         common = np.logical_and.reduce([b >= config.common_ground_threshold for b in bars])
+        for share in sector_agreement.values():
+            common &= np.isnan(share) | (share >= config.common_ground_threshold)
 
     return Analysis(
         groups=groups,

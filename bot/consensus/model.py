@@ -65,7 +65,9 @@ class RejectedIdeas:
 @dataclass(frozen=True)
 class ConsensusConfig:
     sector_min_voters: int = 5
-    """k: sectors with fewer voters are left out and never shown (protects anonymity)."""
+    """k: a sector's figure for an idea is shown only when that idea has at least k voters from the
+    sector, and the idea's voters outside the shown sectors number 0 or at least k (see
+    ``engine.sector_cells``)."""
     common_ground_threshold: float = 0.6
     min_votes_to_cluster: int = 7
     """A participant is clustered after min(this, n_ideas) votes."""
@@ -98,7 +100,9 @@ class Analysis:
     group_agreement: FloatArray
     """Shape (k, n_ideas): agrees / votes within each group (NaN without votes)."""
     sector_gac: FloatArray | None
+    """Product over the shown sector cells of (A + 1) / (S + 2); None when no cell is shown."""
     sector_agreement: dict[str, FloatArray]
+    """Per sector with a shown cell: agreement per idea, NaN where the idea's cell is not shown."""
     common_ground: BoolArray
     representative: dict[int, list[int]]
     divisive: list[int]

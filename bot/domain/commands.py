@@ -7,10 +7,20 @@ see the capability modules in ``bot/service/handlers`` and ``bot/domain/validati
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from bot.domain.validation import ActionSpec, GoalSpec
 from bot.refs import ConversationRef, UserRef
+
+
+class Audience(StrEnum):
+    """Who can read the conversation a request came from, as far as the adapter knows: a neutral
+    fact; the rounds capability decides what it allows."""
+
+    OWN = "own"  # the installing organisation only (and platforms with no cross-organisation channels)
+    SHARED = "shared"  # shared with another organisation (Slack Connect)
+    UNKNOWN = "unknown"  # the adapter could not find out
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +33,7 @@ class Context:
     request_id: str | None = None
     # Whether the adapter's own config names this person a convener (user ids, groups, roles).
     is_convener: bool = False
+    audience: Audience = Audience.OWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +112,18 @@ class CloseRound:
 
 @dataclass(frozen=True, slots=True)
 class CancelRound:
-    ctx: Context
+    """``ctx`` None: nobody asked; the retention pass found the round idle in phase ``expected``."""
+
+    ctx: Context | None
     round_id: str | None = None
+    expected: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyRetention:
+    """The daily retention pass (``convene run``): purge what is due, cancel idle rounds."""
+
+    ctx: None = None
 
 
 @dataclass(frozen=True, slots=True)

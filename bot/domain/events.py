@@ -14,6 +14,7 @@ class PhaseEntered:
     round_id: str
     source: Phase
     target: Phase
+    idle_days: int | None = None  # set when the round was cancelled for being idle this long
 
 
 Event = PhaseEntered

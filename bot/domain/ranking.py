@@ -25,7 +25,8 @@ class IdeaResult:
     rank: int
     common_ground: bool = False
     divisive: bool = False
-    # Agreement per declared sector, only for sectors with at least k voters (never a smaller cell).
+    # Agreement per declared sector, only where this idea has at least k voters from the sector and
+    # no fewer than k (or none) outside the shown sectors (bot.consensus.engine.sector_cells).
     sectors: tuple[tuple[str, float], ...] = ()
 
 
@@ -37,9 +38,9 @@ def rank_ideas(
     sector_min_voters: int,
     threshold: float = 0.6,
 ) -> list[IdeaResult]:
-    """Common-ground ideas first (agreement ≥ threshold in every sector with ≥ k voters and every
-    opinion group), then by group-informed consensus; with too few voters for opinion groups the
-    engine falls back to the plain agreement ranking. Deterministic."""
+    """Common-ground ideas first (agreement ≥ threshold in every opinion group and in every sector
+    whose figure for the idea is shown), then by group-informed consensus; with too few voters for
+    opinion groups the engine falls back to the plain agreement ranking. Deterministic."""
     # Imported here: numpy and scipy cost ~40 MiB, needed only when a vote closes.
     import numpy as np
 
@@ -73,7 +74,7 @@ def rank_ideas(
             sectors=tuple(
                 (name, round(float(share[i]), 4))
                 for name, share in sorted(result.sector_agreement.items())
-                if share[i] == share[i]  # NaN: nobody in that sector voted on this idea
+                if share[i] == share[i]  # NaN: this idea's cell for that sector is not shown
             ),
         )
         for rank, i in enumerate(result.ranking, start=1)

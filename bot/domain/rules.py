@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from enum import StrEnum
 
+from bot.domain.commands import Audience
 from bot.domain.errors import DomainError
 from bot.domain.phases import NEXT, OPEN_PHASES, Phase
 
@@ -23,6 +24,15 @@ class Who(StrEnum):
 def is_convener(flagged_by_platform: bool, actor_key: str, round_conveners: Collection[str]) -> bool:
     """Conveners are named by the adapter's config (users, groups, roles) or started the round."""
     return flagged_by_platform or actor_key in round_conveners
+
+
+def check_audience(audience: Audience) -> None:
+    """A round runs only where its people are all of one organisation: in a channel shared with
+    another one (Slack Connect) everything it posts, and who joins, is seen outside it."""
+    if audience is Audience.SHARED:
+        raise DomainError("shared_channel")
+    if audience is Audience.UNKNOWN:
+        raise DomainError("audience_unknown")
 
 
 def check_phase(phase: str, allowed: Collection[Phase] | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event
@@ -54,3 +55,24 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def truncate_wal(engine: AsyncEngine, attempts: int = 5) -> bool:
+    """SQLite: copy the write-ahead log into the database file and truncate it to zero bytes, so
+    rows just deleted (with ``secure_delete`` zeroing them in the database file) live on in no file.
+    True when done; False on PostgreSQL (see ARCHITECTURE.md, "Retention and erasure": VACUUM) or
+    when readers kept it from finishing (the next close, erase or purge tries again)."""
+    if engine.dialect.name != "sqlite":
+        return False
+    for attempt in range(attempts):
+        async with engine.connect() as conn:
+            # The driver's own connection: outside any transaction (ours would begin IMMEDIATE).
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = await cursor.fetchone()
+            await cursor.close()
+        if row is None or not row[0]:
+            return True
+        await asyncio.sleep(0.1 * (attempt + 1))
+    return False

@@ -58,6 +58,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}  # noqa: RUF012 - SQLAlchemy reads it
@@ -77,6 +81,12 @@ class RoundRow(Base):
     conveners: Mapped[list[Any]] = mapped_column(JSON)
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     key_destroyed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the round entered its current phase (for a closed round: when it closed). Retention
+    # counts from it; phase changes are public events, so this says nothing about anyone. Nullable
+    # only so that SQLite could add it without rebuilding `rounds`; always set.
+    phase_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=_utcnow)
+    # The roster and the conveners' references are gone (retention ran for this round).
+    roster_purged: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's declaration form
 
@@ -97,11 +107,12 @@ class ConversationRow(Base):
 
 
 class TimerRow(Base):
-    """A phase deadline (and, later, reminders): a row, so a restart loses none and fires none twice."""
+    """A phase deadline, a reminder, the daily retention pass: a row, so a restart loses none and
+    fires none twice. ``round_id`` is None for work that is not one round's (retention)."""
 
     __tablename__ = "timers"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     phase: Mapped[str] = mapped_column(String(20))
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -15,6 +15,8 @@ from bot.persistence.tables import ConversationRow, IdeaRow, ParticipantRow, Rou
 from bot.refs import ConversationRef, UserRef
 
 PHASE_DEADLINE = "phase_deadline"
+IDLE_ROUND = "idle_round"  # due at once: the retention pass found the round idle
+RETENTION = "retention"  # the daily retention pass (no round)
 
 
 async def round_here(s: AsyncSession, where: ConversationRef) -> RoundRow | None:

@@ -6,15 +6,17 @@ through it; everything it writes commits together or not at all.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.config import AppConfig
 from bot.domain.commands import Context
@@ -24,6 +26,7 @@ from bot.domain.rules import is_convener
 from bot.ids import ComponentId
 from bot.keys import KeyStore, pseudonym
 from bot.messages import ButtonSpec, Message, Part, Style
+from bot.persistence.db import truncate_wal
 from bot.persistence.tables import ParticipantRow, RoundRow
 from bot.ports import Clock
 from bot.prompts import Prompts
@@ -32,6 +35,8 @@ from bot.service.outbox import post_everywhere, private_row
 from bot.service.registry import Registry
 
 PARTS_PER_MESSAGE = 5
+
+log = logging.getLogger("convene.unit")
 
 
 class RoundKeys:
@@ -92,6 +97,42 @@ class RoundKeys:
         event.listen(session.sync_session, "after_commit", shred, once=True)
 
 
+class Compactor:
+    """After a commit that deleted rows naming people (a close, an erase, a purge), SQLite's write-
+    ahead log is checkpointed and truncated (``truncate_wal``), in a task of its own: the deleted
+    rows, zeroed in the database file by ``secure_delete``, are then left in no file."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[bool]] = set()
+
+    def after_commit(self, session: AsyncSession) -> None:
+        if session.info.get("compact"):
+            return  # once per transaction, however many reasons it has
+        session.info["compact"] = True
+        engine = session.bind
+
+        def compact(_session: Any) -> None:
+            if not isinstance(engine, AsyncEngine):
+                return
+            task = asyncio.get_running_loop().create_task(self._compact(engine))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        event.listen(session.sync_session, "after_commit", compact, once=True)
+
+    @staticmethod
+    async def _compact(engine: AsyncEngine) -> bool:
+        try:
+            return await truncate_wal(engine)
+        except Exception as err:  # the next close, erase or purge tries again
+            log.warning("could not truncate the write-ahead log: %s", type(err).__name__)
+            return False
+
+    async def wait(self) -> None:
+        """Until the compactions started so far are done (tests, and shutdown)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
 @dataclass
 class Services:
     """What every unit shares. ``rng`` shuffles and draws join codes (cryptographic by default;
@@ -103,6 +144,7 @@ class Services:
     keys: RoundKeys
     rng: random.Random
     registry: Registry
+    compactor: Compactor = field(default_factory=Compactor)
 
 
 Emit = Callable[["Unit", Any], Awaitable[None]]

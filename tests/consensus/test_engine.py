@@ -75,19 +75,25 @@ def test_common_ground_needs_every_group_and_sector() -> None:
     assert result.common_ground[extra - 1]
     assert not result.common_ground[extra]  # one group is at 50 % < 60 %
 
-    # A sector (k = 5 voters) that disagrees on an otherwise shared idea removes it from common ground.
+    # A sector (k = 5 voters on the idea) that disagrees on an otherwise shared idea removes it from
+    # common ground.
     sectors: list[str | None] = ["business"] * 5 + ["civic"] * 35
-    t2 = VoteTable.from_arrays(
-        40,
-        extra + 1,
-        p,
-        i,
-        [(-1 if (pp < 5 and ii == extra - 1) else vv) for pp, ii, vv in zip(p, i, v, strict=True)],
-    )
+    shared = extra - 1
+    votes = [(pp, ii, vv) for pp, ii, vv in zip(p, i, v, strict=True) if not (pp < 5 and ii == shared)]
+    votes += [(pp, shared, -1) for pp in range(5)]
+    t2 = VoteTable.from_arrays(40, extra + 1, *(list(col) for col in zip(*votes, strict=True)))
     with_sector = analyze(t2, sectors=sectors)
     assert set(with_sector.sector_agreement) == {"business", "civic"}
+    assert with_sector.sector_agreement["business"][shared] == 0.0
     assert with_sector.sector_gac is not None
-    assert not with_sector.common_ground[extra - 1]
+    assert not with_sector.common_ground[shared]
+
+    # With one business voter missing on it, that sector's cell is not shown and does not count.
+    fewer = [row for row in votes if row[:2] != (0, shared)]
+    t3 = VoteTable.from_arrays(40, extra + 1, *(list(col) for col in zip(*fewer, strict=True)))
+    below_k = analyze(t3, sectors=sectors)
+    assert np.isnan(below_k.sector_agreement["business"][shared])
+    assert below_k.common_ground[shared]
 
 
 def test_sectors_below_k_are_hidden() -> None:
@@ -185,3 +191,45 @@ def test_analysis_is_frozen() -> None:
     assert isinstance(result, Analysis)
     with pytest.raises(AttributeError):
         result.k = 3  # type: ignore[misc]
+
+
+def test_A5_sector_figures_are_per_cell_and_leave_no_small_remainder() -> None:
+    from bot.consensus.engine import sector_cells
+
+    k = 5
+    # Rows: sectors (officials, residents, business); columns: ideas. The last argument is every
+    # voter on each idea, the undeclared included.
+    voters = np.array([[5, 1, 5, 6, 0], [9, 9, 5, 6, 9], [0, 0, 3, 0, 0]])
+    everyone = np.array([14, 10, 13, 14, 12])
+    shown = sector_cells(voters, everyone, k)
+    # Idea 0: both big cells shown, and nobody is left over.
+    assert shown[:, 0].tolist() == [True, True, False]
+    # Idea 1: one official is never a figure; residents alone would leave that one official (the
+    # overall count minus the residents' figure), so they are hidden too.
+    assert shown[:, 1].tolist() == [False, False, False]
+    # Idea 2: 3 business voters + 0 undeclared left over: the smaller shown cell goes as well, and
+    # what is left over (8) is at least k.
+    assert shown[:, 2].tolist() == [False, True, False]
+    # Idea 3: 2 undeclared voters would be the remainder; hiding officials leaves 8.
+    assert shown[:, 3].tolist() == [False, True, False]
+    # Idea 4: residents shown, 3 undeclared left over: hidden.
+    assert shown[:, 4].tolist() == [False, False, False]
+    # Whatever is shown, the voters outside it number 0 or at least k.
+    outside = everyone - np.where(shown, voters, 0).sum(axis=0)
+    assert all(o == 0 or o >= k for o in outside.tolist())
+
+
+def test_A5_one_official_is_never_published_as_a_sector_figure() -> None:
+    # 5 officials and 10 residents voted in the round, but only one official voted on idea 1: the
+    # old rule (sectors with k voters in the round) published "Public sector 0%" for that idea.
+    p, i, v = [], [], []
+    for person in range(15):
+        p.append(person), i.append(0), v.append(1)
+        if person == 0 or person >= 5:
+            p.append(person), i.append(1), v.append(-1 if person == 0 else 1)
+    sectors: list[str | None] = ["public_sector"] * 5 + ["resident"] * 10
+    result = analyze(VoteTable.from_arrays(15, 2, p, i, v), sectors=sectors)
+    assert result.sector_agreement["public_sector"][0] == 1.0
+    assert np.isnan(result.sector_agreement["public_sector"][1])
+    assert np.isnan(result.sector_agreement["resident"][1])  # 11 - 10 would be that one official
+    assert "sectors_below_k_hidden" in result.notes

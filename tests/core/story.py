@@ -98,3 +98,24 @@ async def goal_values(**over: Any) -> dict[str, str]:
     }
     values.update(over)
     return values
+
+
+async def to_close(h: Harness, *, volunteer: str = "kim", due: str = "2027-01-31") -> str:
+    """A whole round: everyone votes, one goal, one action taken by ``volunteer``, closed."""
+    rid = await to_vote(h)
+    for n in range(1, 5):
+        for name, _platform, _sector in PEOPLE:
+            await vote(h, name, n, "Agree")
+    maya = h.person("maya")
+    await h.driver.command(maya, "next")
+    form = await h.driver.command(maya, "goal")
+    assert form is not None
+    await h.driver.submit(maya, form, await goal_values())
+    await h.driver.command(maya, "next")
+    form = await h.driver.command(maya, "action 1")
+    assert form is not None
+    await h.driver.submit(maya, form, {"goal": "1", "title": "Map the routes", "owner": "", "due": due})
+    who = h.driver.people[volunteer]
+    await h.driver.press(who, h.driver.find_button(who, "I'll take this", ":take:1"))
+    await h.driver.command(maya, "close")
+    return rid

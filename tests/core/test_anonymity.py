@@ -38,7 +38,7 @@ async def test_ids_are_random_uuid4(harness: Harness) -> None:
     assert all(uuid.UUID(hex=i).version == 4 for i in ids)
 
 
-async def test_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_A9_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
     keys = FileKeyStore(tmp_path / "keys", decode_kek(new_kek()))
     h = await make_harness(engine, keys=keys)
     try:
@@ -76,6 +76,12 @@ async def test_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engin
             for table in CONTENT:
                 rows = (await conn.execute(Base.metadata.tables[table].select())).all()
                 assert not roster_values & {str(v) for row in rows for v in row}
+        # No pseudonym ever reached anything a participant saw (texts, button ids), and another
+        # round's key (so its pseudonyms) has nothing to do with this one's.
+        seen = " ".join(i.text + " ".join(b.action_id for b in i.buttons) for i in h.shown())
+        assert not any(p in seen for p in candidates | voter_keys)
+        keys.create("0" * 32)
+        assert keys.get("0" * 32) != stolen_key
     finally:
         await h.app.core.ingest.aclose()
 

@@ -92,3 +92,11 @@ def test_which_buttons_each_phase_shows() -> None:
     assert rules.action_card_buttons("actions", None) == ("take",)
     assert rules.action_card_buttons("actions", "Kim") == ()
     assert rules.action_card_buttons("closed", None) == ()
+
+
+def test_a_round_runs_only_where_one_organisation_reads() -> None:
+    from bot.domain.commands import Audience
+
+    assert code(rules.check_audience, Audience.OWN) is None
+    assert code(rules.check_audience, Audience.SHARED) == "shared_channel"
+    assert code(rules.check_audience, Audience.UNKNOWN) == "audience_unknown"

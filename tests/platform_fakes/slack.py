@@ -210,6 +210,9 @@ class FakeSlackWebAPI:
         # Channels the bot is a member of (None: all). Sharing a file needs membership
         # (-> not_in_channel), as does posting without chat:write.public; DMs always count.
         self.member_channels: set[str] | None = None
+        # Channels shared with another organisation (Slack Connect): conversations.info says
+        # is_ext_shared. Slack needs channels:read / groups:read for it; the fake grants them.
+        self.ext_shared_channels: set[str] = set()
         self.payloads = SlackPayloads(self.workspace, issuer=self)
         self._clock = clock
         self._clock_offset = 0.0
@@ -244,6 +247,7 @@ class FakeSlackWebAPI:
             "views.push": self._views_push,
             "views.update": self._views_update,
             "conversations.open": self._conversations_open,
+            "conversations.info": self._conversations_info,
             "apps.connections.open": self._apps_connections_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
@@ -708,6 +712,27 @@ class FakeSlackWebAPI:
         ids = [u.strip() for u in str(users).split(",") if u.strip()]
         channel = self._dm_channel(ids[0]) if len(ids) == 1 else "G" + "".join(sorted(i[1:4] for i in ids))
         return {"ok": True, "no_op": False, "already_open": False, "channel": {"id": channel}}
+
+    async def _conversations_info(self, call: RecordedCall) -> Json:
+        channel = call.get("channel")
+        if not isinstance(channel, str) or not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if self.known_channels is not None and channel not in self.known_channels and channel[0] != "D":
+            return {"ok": False, "error": "channel_not_found"}
+        shared = channel in self.ext_shared_channels
+        info: Json = {
+            "id": channel,
+            "is_channel": channel[0] == "C",
+            "is_group": channel[0] == "G",
+            "is_im": channel[0] == "D",
+            "is_private": channel[0] == "G",
+            "is_shared": shared,
+            "is_ext_shared": shared,
+            "is_org_shared": False,
+            "is_pending_ext_shared": False,
+            "context_team_id": self.workspace.team_id,
+        }
+        return {"ok": True, "channel": info}
 
     async def _apps_connections_open(self, call: RecordedCall) -> Json:
         ticket = str(uuid.uuid4())

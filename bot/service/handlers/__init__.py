@@ -3,10 +3,18 @@ order is the order in which their reactions to an event run."""
 
 from __future__ import annotations
 
-from bot.service.handlers import actions, goals, info, participation, rounds, voting
+from bot.service.handlers import actions, goals, info, participation, retention, rounds, voting
 from bot.service.registry import Registry
 
-CAPABILITIES = (rounds.cap, participation.cap, voting.cap, goals.cap, actions.cap, info.cap)
+CAPABILITIES = (
+    rounds.cap,
+    participation.cap,
+    voting.cap,
+    goals.cap,
+    actions.cap,
+    info.cap,
+    retention.cap,
+)
 
 
 def build_registry() -> Registry:

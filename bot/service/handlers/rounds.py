@@ -70,7 +70,7 @@ def schedule(u: Unit, rnd: RoundRow, phase: Phase) -> None:
         )
 
 
-async def transition(u: Unit, rnd: RoundRow, target: Phase) -> None:
+async def transition(u: Unit, rnd: RoundRow, target: Phase, *, idle_days: int | None = None) -> None:
     """The one way a round changes phase: the table allows it, the phase's deadline is done, every
     reaction to entering ``target`` runs here, and the round card shows the new phase."""
     source = Phase(rnd.phase)
@@ -86,7 +86,8 @@ async def transition(u: Unit, rnd: RoundRow, target: Phase) -> None:
         .values(status="done")
     )
     rnd.phase = target.value
-    await u.emit(PhaseEntered(rnd.id, source, target))
+    rnd.phase_since = u.now()
+    await u.emit(PhaseEntered(rnd.id, source, target, idle_days))
     schedule(u, rnd, target)
     await u.s.flush()
     await u.post(await round_card(u, rnd), slot=card_slot(rnd.id), round_id=rnd.id)
@@ -105,9 +106,14 @@ def _link_row(round_id: str, ctx: c.Context) -> ConversationRow:
 # --- start ------------------------------------------------------------------------------------
 
 
-async def _no_round_here(u: Unit) -> None:
+async def _can_start_here(u: Unit) -> None:
+    rules.check_audience(u.actor.audience)
     if await queries.round_here(u.s, u.actor.where) is not None:
         raise DomainError("round_already_here")
+
+
+async def _can_link_here(u: Unit) -> None:
+    rules.check_audience(u.actor.audience)
 
 
 async def _start_fields(u: Unit, _arg: str | None) -> tuple[tuple[FormField, ...], str]:
@@ -134,7 +140,7 @@ def _start_command(f: FormInput) -> c.StartRound:
     c.StartRound,
     who=Who.CONVENER,
     in_round=False,
-    guard=_no_round_here,
+    guard=_can_start_here,
     text=Text("start"),
     form=FormDef("start", _start_fields, _start_command),
 )
@@ -152,6 +158,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
         phase=Phase.CONTRIBUTE.value,
         join_code="".join(u.rng.choice(CODE_ALPHABET) for _ in range(8)),
         conveners=[ctx.actor.key()],
+        phase_since=u.now(),
         settings={
             "min_chars": rc.min_contribution_chars,
             "max_chars": rc.max_contribution_chars,
@@ -181,6 +188,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
     c.LinkRound,
     who=Who.CONVENER,
     in_round=False,
+    guard=_can_link_here,
     text=Text("link", Arg("code", "str", required=True), build=lambda ctx, rest: c.LinkRound(ctx, rest)),
 )
 async def link(u: Unit, cmd: c.LinkRound) -> None:
@@ -248,17 +256,28 @@ async def close(u: Unit, cmd: c.CloseRound) -> None:
 
 
 @cap.command(
-    c.CancelRound, who=Who.CONVENER, text=Text("cancel", build=lambda ctx, _rest: c.CancelRound(ctx))
+    c.CancelRound,
+    who=Who.CONVENER,
+    text=Text("cancel", build=lambda ctx, _rest: c.CancelRound(ctx)),
+    # The retention pass finds idle rounds; each is cancelled through here, with nobody behind it.
+    timer=Timer(queries.IDLE_ROUND, lambda t: c.CancelRound(None, t.round_id, expected=t.phase)),
 )
 async def cancel(u: Unit, cmd: c.CancelRound) -> None:
-    await transition(u, u.round, Phase.CANCELLED)
-    _confirm(u, u.round)
+    rnd = u.round
+    if cmd.ctx is None:
+        if rnd.phase != cmd.expected:
+            return  # it moved on since it was found idle
+        await transition(u, rnd, Phase.CANCELLED, idle_days=u.config.retention.idle_round_days)
+        return
+    await transition(u, rnd, Phase.CANCELLED)
+    _confirm(u, rnd)
 
 
 @cap.on(PhaseEntered, target=Phase.CANCELLED)
 async def announce_cancel(u: Unit, event: PhaseEntered) -> None:
     rnd = u.round
-    await u.post(Message((Part(PromptKey.ROUND_CANCELLED, {"title": rnd.title}),)), round_id=rnd.id)
+    params = {"title": rnd.title, "idle_days": event.idle_days}
+    await u.post(Message((Part(PromptKey.ROUND_CANCELLED, params),)), round_id=rnd.id)
 
 
 @cap.on(PhaseEntered, target=(Phase.CLOSED, Phase.CANCELLED))

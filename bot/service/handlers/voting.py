@@ -14,7 +14,7 @@ from bot.domain.anonymity import BallotCopy, relabel_ballots
 from bot.domain.errors import DomainError
 from bot.domain.events import PhaseEntered
 from bot.domain.phases import Phase
-from bot.domain.ranking import BallotFact, rank_ideas
+from bot.domain.ranking import BallotFact, IdeaResult, rank_ideas
 from bot.domain.rules import Who
 from bot.domain.validation import ref_number
 from bot.forms import FormField, Option
@@ -194,6 +194,15 @@ async def voter_sectors(u: Unit, rnd: RoundRow) -> dict[str, str | None]:
     return out
 
 
+def sector_figures(result: IdeaResult, declarable: list[str], k: int) -> dict[str, Any]:
+    """The sector figures an idea's result may show (each cell already passed the engine's k rule),
+    and whether to say that the other sectors' figures are withheld. That line depends only on what
+    is shown and on the round's list of sectors, so it tells nothing about who voted."""
+    shown = [{"name": name, "agree": round(share * 100)} for name, share in result.sectors]
+    hidden = bool(set(declarable) - {name for name, _ in result.sectors})
+    return {"by_sector": shown, "sectors_hidden": hidden, "sector_k": k}
+
+
 def _median(values: list[int]) -> float | None:
     if not values:
         return None
@@ -224,6 +233,7 @@ async def tally(u: Unit, event: PhaseEntered) -> None:
         if b.impact:
             impact.append(b.impact)
     by_number = {i.number: i for i in ideas}
+    declarable = [x for x in rnd.settings["sectors"] if x != UNDECLARED]
     for r in results:
         row = by_number[r.idea]
         row.agree, row.disagree, row.passes, row.score, row.rank = (
@@ -251,7 +261,7 @@ async def tally(u: Unit, event: PhaseEntered) -> None:
                 "score": round(r.score * 100),
                 "common_ground": r.common_ground,
                 "divisive": r.divisive,
-                "by_sector": [{"name": name, "agree": round(share * 100)} for name, share in r.sectors],
+                **sector_figures(r, declarable, rnd.settings["sector_min_voters"]),
                 "urgency": by_number[r.idea].urgency,
                 "impact": by_number[r.idea].impact,
             },
