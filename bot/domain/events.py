@@ -16,4 +16,12 @@ class PhaseEntered:
     target: Phase
 
 
-Event = PhaseEntered
+@dataclass(frozen=True, slots=True)
+class ChannelLinked:
+    """A conversation joined a round: the channel its convener started it in, or one linked later."""
+
+    round_id: str
+    conversation_id: str
+
+
+Event = PhaseEntered | ChannelLinked

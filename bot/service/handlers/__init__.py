@@ -3,10 +3,38 @@ order is the order in which their reactions to an event run."""
 
 from __future__ import annotations
 
-from bot.service.handlers import actions, goals, info, participation, rounds, voting
+from bot.service.handlers import (
+    actions,
+    checkins,
+    delphi,
+    goals,
+    info,
+    participation,
+    pilots,
+    progress,
+    recap,
+    reminders,
+    rounds,
+    tracking,
+    voting,
+)
 from bot.service.registry import Registry
 
-CAPABILITIES = (rounds.cap, participation.cap, voting.cap, goals.cap, actions.cap, info.cap)
+CAPABILITIES = (
+    rounds.cap,
+    participation.cap,
+    voting.cap,
+    goals.cap,
+    delphi.cap,
+    actions.cap,
+    tracking.cap,  # follow-up starts once the summary is written
+    reminders.cap,
+    checkins.cap,
+    progress.cap,
+    pilots.cap,
+    recap.cap,
+    info.cap,
+)
 
 
 def build_registry() -> Registry:
