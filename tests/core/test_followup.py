@@ -4,12 +4,16 @@ check-ins, the progress post, pilot reviews, and the refusals along the way."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import re
 
 from sqlalchemy import delete
 
+from bot.keys import MemoryKeyStore
 from bot.persistence.tables import ActionRow
-from tests.conftest import Harness
+from bot.service.scheduler import DeadlineScheduler
+from tests.conftest import Harness, make_harness
 from tests.core import followup_story as fs
 
 
@@ -35,7 +39,9 @@ async def test_owners_hear_due_soon_and_due_once_and_an_overdue_action_reaches_t
     assert len(fs.directs(h, "maya", r"Action 1 is due on 2027-01-15.*owned by Parks team")) == 1
 
 
-async def test_a_status_click_in_the_dm_updates_the_card_and_done_stops_the_reminders(harness: Harness) -> None:
+async def test_a_status_click_in_the_dm_updates_the_card_and_done_stops_the_reminders(
+    harness: Harness,
+) -> None:
     h = harness
     await fs.closed_round(h)
     await fs.days(h, 21)
@@ -62,7 +68,10 @@ async def test_the_note_form_keeps_a_note_and_moves_the_due_date_and_its_reminde
     assert form is not None
     assert [f.name for f in form.fields] == ["status", "note", "due"]
     await h.driver.submit(
-        kim, form, {"status": "blocked", "note": "Waiting for a cherry picker", "due": "2027-01-10"}, direct=True
+        kim,
+        form,
+        {"status": "blocked", "note": "Waiting for a cherry picker", "due": "2027-01-10"},
+        direct=True,
     )
     assert "now Blocked, with your note, due 2027-01-10" in h.privates("kim")[-1]
     await fs.days(h, 10)  # past the old due date: no "due today", no escalation
@@ -133,7 +142,9 @@ async def test_the_progress_post_is_one_message_per_channel_edited_each_week(har
         assert "1 overdue" in progress[-1].text  # Kim's action, due 12-20
 
 
-async def test_the_goal_owner_checks_in_the_metric_and_the_card_shows_the_progress_bar(harness: Harness) -> None:
+async def test_the_goal_owner_checks_in_the_metric_and_the_card_shows_the_progress_bar(
+    harness: Harness,
+) -> None:
     h = harness
     await fs.closed_round(h)
     await fs.days(h, 30)  # 12-26: a month after the close
@@ -167,7 +178,9 @@ async def test_a_pilot_is_reviewed_on_its_review_date_and_the_decision_is_posted
     assert len(fs.directs(h, "maya", r"Pilot review: Goal 1")) == 1
     assert len(fs.directs(h, "ade", r"Pilot review: Goal 1")) == 1
     ade = h.driver.people["ade"]
-    form = await h.driver.press(ade, h.driver.find_button(ade, "Record the decision", ":pilot:1"), direct=True)
+    form = await h.driver.press(
+        ade, h.driver.find_button(ade, "Record the decision", ":pilot:1"), direct=True
+    )
     assert form is not None
     await h.driver.submit(ade, form, {"decision": "scale", "note": "Four schools asked to join"}, direct=True)
     assert "recorded and posted" in h.privates("ade")[-1]
@@ -199,3 +212,133 @@ async def test_actions_lists_mine_and_all_with_their_status(harness: Harness) ->
     assert "due 2026-12-20: Not started · overdue" in h.privates("lena")[-1]
     await h.driver.command(h.person("lena"), "actions")
     assert "You own no actions" in h.privates("lena")[-1]
+
+
+async def test_a_restart_across_due_times_fires_each_reminder_once(engine) -> None:  # type: ignore[no-untyped-def]
+    keys = MemoryKeyStore()
+    first = await make_harness(engine, keys=keys)
+    await fs.closed_round(first)
+    await fs.days(first, 20)  # 12-16, then the process stops
+    await first.app.core.ingest.aclose()
+    first.clock.advance(days=2)  # down over Kim's "due soon" (12-17 09:00)
+
+    second = await make_harness(engine, keys=keys, clock=first.clock)
+    second.driver.person("kim", "discord")
+    second.driver.person("maya", "slack")
+    schedulers = [DeadlineScheduler(second.app.core), DeadlineScheduler(second.app.core)]
+    await asyncio.gather(*(s.run_once() for s in schedulers))  # two workers at once
+    await second.driver.settle()
+    assert len(fs.directs(second, "kim", "in 2 days")) == 1  # fired once, late, saying so
+    await fs.days(second, 10)
+    assert len(fs.directs(second, "kim", "due today")) == 1
+    assert len(fs.directs(second, "kim")) == 2
+    assert len(fs.directs(second, "maya", "Action 2 is overdue")) == 1
+    assert fs.directs(first, "kim") == []
+    await second.app.core.ingest.aclose()
+
+
+async def test_reminders_follow_the_rounds_time_zone(harness: Harness) -> None:
+    h = harness
+    await fs.closed_round(h)
+    maya = h.driver.people["maya"]
+    await h.driver.command(maya, "timezone Mars/Olympus")
+    assert "not a time zone I know" in h.privates("maya")[-1]
+    await h.driver.command(maya, "timezone America/New_York")
+    assert "follows the time zone America/New_York" in h.privates("maya")[-1]
+    await h.driver.command(h.driver.people["kim"], "timezone UTC")
+    assert "Only a convener" in h.privates("kim")[-1]
+    h.clock.current = dt.datetime(2026, 12, 17, 13, 30, tzinfo=dt.UTC)  # 08:30 in New York
+    await h.app.scheduler.run_once()
+    await h.driver.settle()
+    assert fs.directs(h, "kim") == []
+    h.clock.current = dt.datetime(2026, 12, 17, 14, 0, tzinfo=dt.UTC)  # 09:00 in New York
+    await h.app.scheduler.run_once()
+    await h.driver.settle()
+    assert len(fs.directs(h, "kim", "in 3 days")) == 1
+
+
+async def test_conveners_edit_a_goal_through_its_form_and_its_card_changes_in_place(harness: Harness) -> None:
+    h = harness
+    await fs.closed_round(h)
+    maya, kim = h.driver.people["maya"], h.driver.people["kim"]
+    await h.driver.command(kim, "editgoal 2")
+    assert "Only a convener" in h.privates("kim")[-1]
+    form = await h.driver.command(maya, "editgoal 2")
+    assert form is not None
+    values = {f.name: f.initial for f in form.fields}
+    assert values["title"] == "Light the canal path"
+    assert values["checkin"] == "monthly"
+    await h.driver.submit(maya, form, {**values, "deadline": "2026-11-01"})
+    assert "Please choose a date after today" in h.privates("maya")[-1]
+    changed = {
+        **values,
+        "owner": "Parks team",
+        "data_source": "Lamp survey",
+        "checkin": "weekly",
+        "target": "95",
+    }
+    await h.driver.submit(maya, form, changed)
+    assert "Goal 2 is updated" in h.privates("maya")[-1]
+    cards = [i for i in h.shown("discord") if i.text.startswith("Goal 2: Light the canal path")]
+    assert cards[-1].kind == "edit"
+    assert len({i.message_id for i in cards if i.kind == "edit"}) == 1
+    assert "from 55 to 95 % by 2027-02-28" in cards[-1].text
+    assert "Owner: Parks team" in cards[-1].text
+    assert "Data: Lamp survey" in cards[-1].text
+    await fs.days(h, 7)  # weekly now, and the named owner has no DM: the conveners are asked
+    assert len(fs.directs(h, "ade", "current value of Working lights")) == 1
+
+
+async def test_conveners_resource_an_action_and_a_renamed_owner_stops_the_old_owners_reminders(
+    harness: Harness,
+) -> None:
+    h = harness
+    await fs.closed_round(h)
+    maya = h.driver.people["maya"]
+    form = await h.driver.command(maya, "editaction 2")
+    assert form is not None
+    values = {f.name: f.initial for f in form.fields}
+    assert values == {
+        "title": "Survey every lamp post",
+        "owner": "Kim",
+        "sponsor": "",
+        "resources": "",
+        "due": "2026-12-20",
+    }
+    await h.driver.submit(
+        maya,
+        form,
+        {**values, "owner": "Parks team", "sponsor": "Deputy mayor", "resources": "Two staff, a van"},
+    )
+    card = [i for i in h.shown("slack") if "Action 2: Survey" in i.text][-1]
+    assert card.kind == "edit"
+    assert "Owner: Parks team" in card.text
+    assert "Sponsor: Deputy mayor" in card.text
+    assert "Resources: Two staff, a van" in card.text
+    await fs.days(h, 25)
+    assert fs.directs(h, "kim") == []
+    assert len(fs.directs(h, "maya", "Action 2 is due on 2026-12-20.*owned by Parks team")) == 1
+
+
+async def test_a_new_round_in_the_same_channels_opens_with_since_last_round(harness: Harness) -> None:
+    h = harness
+    await fs.closed_round(h)
+    assert "Since last round" not in h.public_text()
+    await fs.days(h, 21)
+    kim = h.driver.people["kim"]
+    await h.driver.press(kim, h.driver.find_button(kim, "Done", ":st:2:done"), direct=True)
+    await fs.days(h, 40)
+    maya = h.driver.people["maya"]
+    form = await h.driver.command(maya, "start")
+    assert form is not None
+    await h.driver.submit(maya, form, {"title": "Round two", "purpose": "Next steps"})
+    slack = [i for i in h.shown("slack") if i.kind == "post"]
+    recap, card = slack[-2], slack[-1]
+    assert "Round two" in card.text
+    assert "Since last round (Safer streets, followed up since 2026-11-26)" in recap.text
+    assert "Actions: 1 done, 1 open, 1 overdue." in recap.text
+    assert "✓ Action 2: Survey every lamp post (Kim)" in recap.text
+    assert "⚠️ Action 1: Map the routes (Parks team), due 2027-01-15" in recap.text
+    code = await h.scalar("select join_code from rounds where title = 'Round two'")
+    await h.driver.command(h.driver.people["ade"], f"link {code}")
+    assert "Since last round" in [i for i in h.shown("discord") if i.kind == "post"][-2].text
