@@ -20,7 +20,7 @@ KIM_IN_DM = "discord\x1f@me\x1f42"
 RAJ = "slack\x1fT-1\x1fU-raj"
 
 
-def test_a_discord_person_is_the_same_in_a_guild_and_in_a_dm_a_slack_person_only_in_their_workspace() -> None:
+def test_a_discord_person_is_the_same_in_a_guild_and_a_dm_a_slack_one_only_in_their_workspace() -> None:
     assert acc.same_person(KIM_IN_GUILD, KIM_IN_DM)
     assert not acc.same_person(KIM_IN_GUILD, "discord\x1fG-1\x1f43")
     assert acc.same_person(RAJ, RAJ)
@@ -38,7 +38,7 @@ def test_only_the_owner_or_a_convener_may_report_on_an_action() -> None:
         acc.check_may_update(RAJ, None, convener=False)
 
 
-def test_conveners_outside_the_round_channels_are_the_recorded_ones_or_config_named_on_its_platforms() -> None:
+def test_conveners_in_a_dm_are_the_recorded_ones_or_config_named_on_the_rounds_platforms() -> None:
     assert acc.is_round_convener(KIM_IN_DM, False, [KIM_IN_GUILD], {"slack"})
     assert acc.is_round_convener(RAJ, True, [], {"slack", "discord"})
     assert not acc.is_round_convener(RAJ, True, [], {"discord"})
@@ -65,9 +65,13 @@ def test_reminders_go_out_at_the_local_hour_of_the_rounds_time_zone() -> None:
     summer = acc.at_local(dt.date(2027, 7, 15), 9, "America/New_York")
     assert winter == dt.datetime(2027, 1, 15, 14, 0, tzinfo=dt.UTC)
     assert summer == dt.datetime(2027, 7, 15, 13, 0, tzinfo=dt.UTC)
-    assert acc.at_local(dt.date(2027, 1, 15), 9, "Asia/Tokyo") == dt.datetime(2027, 1, 15, 0, 0, tzinfo=dt.UTC)
+    assert acc.at_local(dt.date(2027, 1, 15), 9, "Asia/Tokyo") == dt.datetime(
+        2027, 1, 15, 0, 0, tzinfo=dt.UTC
+    )
     # 23:30 UTC on the 14th is already the 15th in Tokyo
-    assert acc.local_day(dt.datetime(2027, 1, 14, 23, 30, tzinfo=dt.UTC), "Asia/Tokyo") == dt.date(2027, 1, 15)
+    assert acc.local_day(dt.datetime(2027, 1, 14, 23, 30, tzinfo=dt.UTC), "Asia/Tokyo") == dt.date(
+        2027, 1, 15
+    )
 
 
 @pytest.mark.parametrize("name", ["Mars/Olympus", "", "../../etc/passwd", "/etc/localtime", "x" * 80])
@@ -201,7 +205,13 @@ def test_progress_refuses_a_due_date_in_the_past_and_an_empty_report() -> None:
 
 
 def test_an_action_edit_keeps_the_due_date_out_of_the_past() -> None:
-    values = {"title": "Survey lamps", "owner": "Parks team", "sponsor": "", "resources": "2 staff", "due": ""}
+    values = {
+        "title": "Survey lamps",
+        "owner": "Parks team",
+        "sponsor": "",
+        "resources": "2 staff",
+        "due": "",
+    }
     with pytest.raises(FormErrors) as err:
         validation.action_edit_from_form({**values, "due": "2026-11-01"}, TODAY)
     assert err.value.fields == {"due": "date_in_past"}
