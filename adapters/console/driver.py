@@ -3,6 +3,7 @@ both act through this, so what they show is exactly what the platforms would be 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ class ConsoleDriver:
         self.conveners = set(conveners)
         self.people: dict[str, Person] = {}
         self._request = 0
+        # Request ids are inbox keys: a second console (or a restart) on the same database must not
+        # reuse the first one's, or its commands would be taken for retries and dropped.
+        self._session = secrets.token_hex(4)
 
     @staticmethod
     def make_ports(echo: Callable[[Shown], None] | None = None) -> dict[str, ConsolePort]:
@@ -72,7 +76,7 @@ class ConsoleDriver:
         return Context(
             actor=actor,
             where=where,
-            request_id=f"console:{self._request}",
+            request_id=f"console:{self._session}:{self._request}",
             is_convener=who.name in self.conveners,
         )
 
