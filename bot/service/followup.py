@@ -130,13 +130,19 @@ async def tell(u: Unit, rnd: RoundRow, keys: Iterable[str | None], message: Mess
             people[acc.person_id(key)] = key
     if not people:
         return []
-    muted = set(
-        await u.s.scalars(select(ReminderMuteRow.person).where(ReminderMuteRow.person.in_(list(people))))
-    )
+    muted = await _muted(u)
     told = [key for pid, key in people.items() if pid not in muted]
     for key in told:
         u.s.add(direct_row(key, message, rnd.id))
     return told
+
+
+async def _muted(u: Unit) -> set[str]:
+    """Who muted their reminders, read once per transaction (a scheduler pass fires many timers)."""
+    muted = u.s.info.get("muted_reminders")
+    if muted is None:
+        muted = u.s.info["muted_reminders"] = set(await u.s.scalars(select(ReminderMuteRow.person)))
+    return set(muted)
 
 
 def owner_or_conveners(rnd: RoundRow, owner_ref: str | None) -> list[str]:

@@ -16,9 +16,8 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from bot.domain.errors import DomainError
 from bot.keys import KeyUnavailable
@@ -69,6 +68,10 @@ class DeadlineScheduler:
         now = self.core.clock.now()
         fired = 0
         async with self.core.sessions() as s, s.begin():
+            # Rows one timer loads (its round, a goal) stay in the identity map for the next ones,
+            # which otherwise holds them weakly and loads them again for every timer.
+            loaded: list[object] = []
+            event.listen(s.sync_session, "loaded_as_persistent", lambda _s, obj: loaded.append(obj))
             timers = await self.claim(s, now)
             for timer in timers:
                 try:
@@ -98,26 +101,30 @@ class DeadlineScheduler:
         return len(timers), fired
 
     async def claim(self, s: AsyncSession, now: dt.datetime) -> list[TimerRow]:
-        """The due timers, oldest first, marked done in this transaction (a firing that cannot do its
-        work puts its timer back). Reads the (status, due_at) index, however many timers are done."""
-        stmt = (
-            select(TimerRow)
+        """The due timers, oldest first, marked done in this transaction by one statement (a firing
+        that cannot do its work puts its timer back). The (status, due_at) index finds them however
+        many timers are done; on PostgreSQL, rows another worker holds are skipped."""
+        due = (
+            select(TimerRow.id)
             .where(TimerRow.status == "pending", TimerRow.due_at <= now)
             .order_by(TimerRow.due_at)
             .limit(self.batch)
         )
         if self._held:
-            stmt = stmt.where(TimerRow.id.not_in(list(self._held)))
+            due = due.where(TimerRow.id.not_in(list(self._held)))
         if s.get_bind().dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        timers = list(await s.scalars(stmt))
-        if timers:
-            await s.execute(
-                update(TimerRow).where(TimerRow.id.in_([t.id for t in timers])).values(status="done"),
-                execution_options={"synchronize_session": False},
+            due = due.with_for_update(skip_locked=True)
+        if s.get_bind().dialect.update_returning:
+            claim = update(TimerRow).where(TimerRow.id.in_(due.scalar_subquery())).values(status="done")
+            timers = list(
+                await s.scalars(claim.returning(TimerRow), execution_options={"synchronize_session": False})
             )
+        else:  # SQLite before 3.35: read, then mark
+            timers = list(await s.scalars(select(TimerRow).where(TimerRow.id.in_(due.scalar_subquery()))))
             for timer in timers:
-                set_committed_value(timer, "status", "done")
+                timer.status = "done"
+            await s.flush()
+        timers.sort(key=lambda t: (t.due_at, t.id))
         return timers
 
     def _hold(self, timer: TimerRow, now: dt.datetime) -> None:
