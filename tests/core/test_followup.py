@@ -342,3 +342,27 @@ async def test_a_new_round_in_the_same_channels_opens_with_since_last_round(harn
     code = await h.scalar("select join_code from rounds where title = 'Round two'")
     await h.driver.command(h.driver.people["ade"], f"link {code}")
     assert "Since last round" in [i for i in h.shown("discord") if i.kind == "post"][-2].text
+
+
+async def test_a_convener_cancels_an_action_and_its_reminders_stop_but_an_owner_cannot(
+    harness: Harness,
+) -> None:
+    h = harness
+    await fs.closed_round(h)
+    kim, maya = h.driver.people["kim"], h.driver.people["maya"]
+    form = await h.driver.command(kim, "update 2")
+    assert form is not None
+    assert "cancelled" not in [o.value for o in form.fields[0].options]  # not offered to an owner
+    await h.driver.submit(kim, form, {"status": "cancelled", "note": "", "due": ""})
+    assert "Only a convener" in h.privates("kim")[-1]
+    form = await h.driver.command(maya, "update 2")
+    assert form is not None
+    await h.driver.submit(
+        maya, form, {"status": "cancelled", "note": "Done by the council's contractor", "due": ""}
+    )
+    assert "now Cancelled, with your note" in h.privates("maya")[-1]
+    await fs.days(h, 30)
+    assert fs.directs(h, "kim") == []
+    assert fs.directs(h, "maya", "Action 2") == []
+    await h.driver.command(h.person("lena"), "update 9")
+    assert "That action no longer exists" in h.privates("lena")[-1]

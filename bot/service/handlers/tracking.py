@@ -17,6 +17,7 @@ from bot.domain.validation import ref_number
 from bot.forms import FormField, Option
 from bot.persistence.tables import ActionRow, FollowUpRow, GoalRow, RoundRow
 from bot.prompts import PromptKey
+from bot.sanitize import one_line
 from bot.service import followup as fu
 from bot.service.cards import num
 from bot.service.registry import Arg, Capability, FormDef, FormInput, Text
@@ -160,8 +161,8 @@ async def edit_goal(u: Unit, cmd: c.EditGoal) -> None:
 )
 async def set_timezone(u: Unit, cmd: c.SetTimezone) -> None:
     rnd = u.round
-    zone = cmd.zone.strip()
-    acc.zone(zone)  # refuses an unknown zone
+    zone = one_line(cmd.zone)[:64]
+    acc.zone(zone)  # refuses an unknown zone, naming it
     old = fu.tz_of(u, rnd)
     rnd.settings = {**rnd.settings, "timezone": zone}
     await fu.retime(u, rnd, old)
