@@ -324,7 +324,7 @@ async def main() -> None:
     row(f"  after {args.down_days} days down: {first['claim_down'][1]:,} due", "claim_down")
     row("    with 0001's separate indexes", "claim_down_old")
     print(f"a whole pass after {args.down_days} days down (claim, fire each through the bus)")
-    row("  in batches of 500, a savepoint each", "pass")
+    row(f"  in batches of {DeadlineScheduler.BATCH}, a savepoint each", "pass")
     row("  one timer per transaction (before)", "baseline")
     print(
         f"{'  ratio':44}"

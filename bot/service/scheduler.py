@@ -31,9 +31,13 @@ KEY_RETRY = dt.timedelta(seconds=30)
 
 
 class DeadlineScheduler:
-    def __init__(self, core: Convene, poll_seconds: float = 5.0, batch: int = 500) -> None:
+    # Timers claimed and fired per transaction. A batch holds SQLite's one write lock while it fires
+    # (a few ms a timer), so clicks wait at most about that long behind a pass after downtime.
+    BATCH = 100
+
+    def __init__(self, core: Convene, poll_seconds: float = 5.0, batch: int = BATCH) -> None:
         self.core = core
-        self.batch = batch  # timers claimed and fired per transaction
+        self.batch = batch
         self.poll_seconds = poll_seconds
         self.fired = 0
         self._held: dict[str, dt.datetime] = {}  # timers waiting for a round key, until when
