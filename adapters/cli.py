@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="convene-demo", help="folder for report.json, report.md, transcript.txt"
     )
     demo.add_argument("--quiet", action="store_true", help="do not print the channels")
+    demo.add_argument(
+        "--follow-up",
+        action="store_true",
+        help="then follow the round up for 120 simulated days (writes followup.json)",
+    )
 
     console = sub.add_parser("console", help="an interactive round in the terminal")
     console.add_argument("--config", help="YAML config (default: built-in, SQLite convene.db)")
@@ -113,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _dispatch(args: argparse.Namespace) -> int:
     cmd = args.command
     if cmd == "demo":
-        return await _demo(Path(args.out), quiet=args.quiet)
+        return await _demo(Path(args.out), quiet=args.quiet, follow_up=args.follow_up)
     if cmd == "check-config":
         cfg = load_config(args.file)
         _say(f"{args.file}: OK (adapters enabled: {', '.join(_enabled(cfg)) or 'none'})")
@@ -153,16 +158,24 @@ def _enabled(cfg: AppConfig) -> list[str]:
     return [name for name in ("console", "slack", "discord") if getattr(cfg, name).enabled]
 
 
-async def _demo(out: Path, *, quiet: bool) -> int:
+async def _demo(out: Path, *, quiet: bool, follow_up: bool = False) -> int:
     from adapters.console.demo import run_demo
 
     started = time.perf_counter()
-    report = await run_demo(out, echo=None if quiet else _say)
+    report = await run_demo(out, echo=None if quiet else _say, follow_up=follow_up)
     _say(
         f"\nDemo finished in {time.perf_counter() - started:.1f} s: {len(report['ideas'])} ideas, "
         f"{len(report['goals'])} goals, {len(report['actions'])} actions. Wrote {out}/report.json, "
         f"{out}/report.md and {out}/transcript.txt."
     )
+    if follow_up:
+        run = report["followup_run"]
+        _say(
+            f"Follow-up: {run['days']} simulated days, {run['restarts']} restart, "
+            f"{len(run['reminders'])} reminders, {len(run['checkins'])} check-ins, "
+            f"{len(run['pilot_reviews'])} pilot review. Wrote {out}/followup.json, "
+            f"{out}/followup_transcript.txt, {out}/goals.csv and {out}/actions.csv."
+        )
     return 0
 
 

@@ -114,6 +114,29 @@ class SchedulerConfig(_Model):
     poll_seconds: float = Field(default=5.0, gt=0)
 
 
+class FollowUpConfig(_Model):
+    """Following up a closed round's actions and goals (times in the round's time zone)."""
+
+    timezone: str = "UTC"  # a round's time zone until a convener sets one (/convene timezone)
+    reminder_hour: int = Field(default=9, ge=0, le=23)  # local hour reminders are sent at
+    due_soon_days: int = Field(default=3, ge=0, le=60)  # "due soon" this many days ahead; 0: none
+    progress_days: int = Field(default=7, ge=1, le=92)  # the progress post is updated this often
+    checkin_cadence: Literal["none", "weekly", "fortnightly", "monthly", "quarterly"] = "monthly"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
+            ) from None
+        return value
+
+
 class IngestConfig(_Model):
     batch_max: int = Field(default=200, ge=1)
     batch_wait_ms: float = Field(default=2.0, ge=0)
@@ -188,6 +211,7 @@ class AppConfig(_Model):
     outbox: OutboxConfig = OutboxConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     ingest: IngestConfig = IngestConfig()
+    followup: FollowUpConfig = FollowUpConfig()
     console: ConsoleConfig = ConsoleConfig()
     slack: SlackConfig = SlackConfig()
     discord: DiscordConfig = DiscordConfig()

@@ -1,20 +1,34 @@
-"""What a round produced, as data: for `convene export`, the demo's report.json and report.md.
+"""What a round produced, as data: for `convene export`, the demo's report.json and report.md, and
+how its follow-up went (goals' check-ins and progress, actions' status and history).
 
-Ideas carry no author, user, platform or sector field: the schema has none to give.
+Ideas carry no author, user, platform or sector field: the schema has none to give. Action owners
+are attributed on purpose; Delphi estimates are not exported, only the spreads that were shown.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.domain import accountability
 from bot.domain.errors import DomainError
-from bot.persistence.tables import ActionRow, BallotRow, GoalRow, IdeaRow, RoundRow
+from bot.persistence.tables import (
+    ActionNoteRow,
+    ActionRow,
+    BallotRow,
+    CheckinRow,
+    DelphiRow,
+    FollowUpRow,
+    GoalRow,
+    IdeaRow,
+    RoundRow,
+)
 from bot.prompts import Prompts
 
 
@@ -50,6 +64,12 @@ async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str
                 select(ActionRow).where(ActionRow.round_id == round_id).order_by(ActionRow.number)
             )
         )
+        checkins = await _grouped(s, CheckinRow, CheckinRow.goal_id, [g.id for g in goals])
+        notes = await _grouped(s, ActionNoteRow, ActionNoteRow.action_id, [a.id for a in actions])
+        delphis = {
+            d.goal_id: d for d in await s.scalars(select(DelphiRow).where(DelphiRow.round_id == round_id))
+        }
+        followup = await s.get(FollowUpRow, round_id)
     goal_titles = {g.id: g.title for g in goals}
     return {
         "round": {"id": rnd.id, "title": rnd.title, "purpose": rnd.purpose, "phase": rnd.phase},
@@ -81,6 +101,7 @@ async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str
                 "deadline": g.deadline.isoformat(),
                 "pilot": g.pilot,
                 "review_date": g.review_date.isoformat() if g.review_date else None,
+                **_goal_progress(g, checkins.get(g.id, []), delphis.get(g.id)),
             }
             for g in goals
         ],
@@ -91,9 +112,53 @@ async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str
                 "goal": goal_titles.get(a.goal_id),
                 "owner": a.owner_name,
                 "due": a.due.isoformat(),
+                "sponsor": a.sponsor,
+                "resources": a.resources,
+                "status": a.status,
+                "done_on": a.done_on.isoformat() if a.done_on else None,
+                "history": [
+                    {"day": n.day.isoformat(), "status": n.status, "note": n.note, "by": n.by_name}
+                    for n in notes.get(a.id, [])
+                ],
             }
             for a in actions
         ],
+        "followup": {
+            "started_on": followup.started_on.isoformat(),
+            "progress_days": followup.progress_days,
+            "over": followup.over,
+        }
+        if followup
+        else None,
+    }
+
+
+async def _grouped(s: AsyncSession, table: Any, key: Any, ids: list[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    if ids:
+        for row in await s.scalars(select(table).where(key.in_(ids)).order_by(key, table.number)):
+            out.setdefault(getattr(row, key.key), []).append(row)
+    return out
+
+
+def _goal_progress(g: GoalRow, checkins: list[CheckinRow], delphi: DelphiRow | None) -> dict[str, Any]:
+    """Follow-up figures of a goal: who owns it, its progress and check-ins, the pilot's review and
+    the Delphi spreads shown (never an estimate: those are content, like ballots)."""
+    progress = accountability.progress(g.baseline, g.target, g.current)
+    return {
+        "owner": g.owner_name,
+        "sponsor": g.sponsor,
+        "data_source": g.data_source,
+        "checkin_cadence": g.checkin_cadence,
+        "current": g.current,
+        "progress": progress.percent if progress else None,
+        "checkins": [{"day": c.day.isoformat(), "value": c.value, "note": c.note} for c in checkins],
+        "pilot_decision": g.pilot_decision,
+        "pilot_note": g.pilot_note,
+        "pilot_decided_on": g.pilot_decided_on.isoformat() if g.pilot_decided_on else None,
+        "delphi": {"status": delphi.status, "spreads": delphi.published, "fixed_target": delphi.fixed_target}
+        if delphi
+        else None,
     }
 
 
@@ -102,13 +167,27 @@ def render_report_md(report: dict[str, Any], prompts: Prompts | None = None) -> 
 
 
 def report_csv(report: dict[str, Any], table: str = "ideas") -> str:
+    """One table as CSV; a history (check-ins, progress notes) is one cell, oldest first."""
     rows: list[dict[str, Any]] = report[table]
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return " | ".join(
+            " ".join(str(v) for v in item.values() if v not in (None, ""))
+            if isinstance(item, dict)
+            else str(item)
+            for item in value
+        )
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
 
 
 async def export_polis(sessions: async_sessionmaker[AsyncSession], round_id: str, folder: Path) -> None:

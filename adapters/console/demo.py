@@ -1,4 +1,5 @@
-"""`convene demo`: a scripted, whole round with 8 participants on two simulated platforms."""
+"""`convene demo`: a scripted, whole round with 8 participants on two simulated platforms (and, with
+``--follow-up``, 120 simulated days of following up its actions and goals)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bot.config import AppConfig, parse_config
 from bot.keys import MemoryKeyStore
 from bot.persistence.tables import RoundRow
 from bot.ports import FixedClock
-from bot.reports import round_report
+from bot.reports import report_csv, round_report
 
 from .driver import ConsoleDriver
 from .port import Shown, format_shown
@@ -70,28 +71,35 @@ def demo_config(db_path: Path) -> AppConfig:
     )
 
 
-async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, seed: int = 7) -> dict[str, Any]:
-    """Play a whole round and write report.json, report.md and transcript.txt into ``out_dir``."""
+async def run_demo(
+    out_dir: Path, echo: Callable[[str], None] | None = None, seed: int = 7, *, follow_up: bool = False
+) -> dict[str, Any]:
+    """Play a whole round and write report.json, report.md and transcript.txt into ``out_dir``. With
+    ``follow_up``, then 120 simulated days of follow-up (followup.json, followup_transcript.txt,
+    goals.csv and actions.csv); the report's "followup" key holds what followup.json does."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     transcript: list[str] = []
+    sink = [transcript]  # where lines go: the round's transcript, then the follow-up's
 
     def show(item: Shown) -> None:
         text = format_shown(item)
-        transcript.append(text)
+        sink[0].append(text)
         if echo:
             echo(text)
 
     def narrate(line: str) -> None:
-        transcript.append(f"\n# {line}")
+        sink[0].append(f"\n# {line}")
         if echo:
             echo(f"\n# {line}")
 
+    followed: dict[str, Any] | None = None
     with tempfile.TemporaryDirectory(prefix="convene-demo-") as tmp:
         config = demo_config(Path(tmp) / "demo.db")
         ports = ConsoleDriver.make_ports(show)
         clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
-        app = await build_app(config, dict(ports), keys=MemoryKeyStore(), clock=clock)
+        keys = MemoryKeyStore()
+        app = await build_app(config, dict(ports), keys=keys, clock=clock)
         app.core.rng = random.Random(seed)
         rng = random.Random(seed)
         try:
@@ -207,6 +215,25 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
             narrate("Maya closes the round: the summary goes to both channels.")
             await d.command(maya, "close")
             report = await round_report(app.sessions, rnd.id)
+            if follow_up:
+                from .followup_demo import FollowUpDemo, who_saw_what
+
+                sink[0] = []
+                seen_before = {name: len(port.shown) for name, port in ports.items()}
+                team = [(name, platform) for name, platform, _ in TEAM]
+                followup = FollowUpDemo(config, ports, keys, clock, team, rnd.id, narrate)
+                followup.attach(app)
+                try:
+                    await followup.play()
+                finally:
+                    assert followup.app is not None
+                    app = followup.app  # the process since the restart: closed below
+                followed = await followup.result()
+                report = await round_report(app.sessions, rnd.id)
+                narrate(
+                    "What each channel and person saw during follow-up:\n" + who_saw_what(ports, seen_before)
+                )
+                fu_lines = sink[0]
         finally:
             await app.aclose()
 
@@ -216,6 +243,17 @@ async def run_demo(out_dir: Path, echo: Callable[[str], None] | None = None, see
     )
     (out_dir / "report.md").write_text(report_markdown(report), encoding="utf-8")
     (out_dir / "transcript.txt").write_text("\n".join(transcript).lstrip() + "\n", encoding="utf-8")
+    if followed is not None:
+        followed["seconds"] = report["seconds"]
+        report["followup_run"] = followed
+        (out_dir / "followup.json").write_text(
+            json.dumps(followed, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        (out_dir / "followup_transcript.txt").write_text(
+            "\n".join(fu_lines).lstrip() + "\n", encoding="utf-8"
+        )
+        for table in ("goals", "actions"):
+            (out_dir / f"{table}.csv").write_text(report_csv(report, table), encoding="utf-8")
     charts = [item.image for port in ports.values() for item in port.shown if item.image]
     if charts:
         (out_dir / charts[0].filename).write_bytes(charts[0].data)

@@ -3,6 +3,7 @@ both act through this, so what they show is exactly what the platforms would be 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ class ConsoleDriver:
         self.conveners = set(conveners)
         self.people: dict[str, Person] = {}
         self._request = 0
+        # Request ids are inbox keys: a second console (or a restart) on the same database must not
+        # reuse the first one's, or its commands would be taken for retries and dropped.
+        self._session = secrets.token_hex(4)
 
     @staticmethod
     def make_ports(echo: Callable[[Shown], None] | None = None) -> dict[str, ConsolePort]:
@@ -60,12 +64,19 @@ class ConsoleDriver:
             self.ports[platform].user_names[f"U-{name}"] = name.capitalize()
         return self.people[name]
 
-    def context(self, who: Person) -> Context:
+    def context(self, who: Person, *, direct: bool = False) -> Context:
+        """``direct``: acting from the person's DM with the bot (a reminder's buttons), which no
+        round is linked to; a Discord DM carries no guild, as on the platform."""
         self._request += 1
+        actor, where = who.ref, CHANNELS[who.platform]
+        if direct:
+            workspace = "@me" if who.platform == "discord" else where.workspace_id
+            actor = UserRef(actor.platform, workspace, actor.user_id, actor.display_name)
+            where = ConversationRef(where.platform, workspace, f"DM-{who.name}")
         return Context(
-            actor=who.ref,
-            where=CHANNELS[who.platform],
-            request_id=f"console:{self._request}",
+            actor=actor,
+            where=where,
+            request_id=f"console:{self._session}:{self._request}",
             is_convener=who.name in self.conveners,
         )
 
@@ -78,28 +89,30 @@ class ConsoleDriver:
         await self.settle()
         return form
 
-    async def submit(self, who: Person, form: Form, values: dict[str, str]) -> None:
-        await self.app.core.submit_form(self.context(who), form.form_id, values)
+    async def submit(self, who: Person, form: Form, values: dict[str, str], *, direct: bool = False) -> None:
+        await self.app.core.submit_form(self.context(who, direct=direct), form.form_id, values)
         await self.settle()
 
-    async def press(self, who: Person, button: Button) -> Form | None:
-        form = await self.app.core.press(self.context(who), button.action_id)
+    async def press(self, who: Person, button: Button, *, direct: bool = False) -> Form | None:
+        form = await self.app.core.press(self.context(who, direct=direct), button.action_id)
         await self.settle()
         return form
 
     def buttons_seen_by(self, who: Person) -> list[Button]:
-        """Buttons on the latest version of each message in this person's channel."""
+        """Buttons on the latest version of each message in this person's channel, their latest
+        private reply, and the direct messages they were sent (reminders)."""
         port = self.ports[who.platform]
         latest: dict[str, Shown] = {}
         privates: list[Shown] = []
+        directs: list[Shown] = []
         for item in port.shown:
-            if item.kind == "private":
+            if item.kind in ("private", "direct"):
                 if item.recipient == who.name.capitalize():
-                    privates.append(item)
+                    (privates if item.kind == "private" else directs).append(item)
             else:
                 latest[item.message_id] = item
         out: list[Button] = []
-        for item in [*latest.values(), *privates[-1:]]:
+        for item in [*directs, *latest.values(), *privates[-1:]]:
             out.extend(item.buttons)
         return out
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from bot.domain.validation import ActionSpec, GoalSpec
+from bot.domain.validation import ActionEdit, ActionSpec, GoalSpec, GoalTracking, ProgressReport
 from bot.refs import ConversationRef, UserRef
 
 
@@ -157,6 +157,160 @@ class Status:
 class Help:
     ctx: Context
     unknown: str | None = None
+
+
+# --- follow-up: owned actions followed up until the goal is met -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListActions:
+    """``mine``: the actions I own, in every round; ``all``: every action of the round here."""
+
+    ctx: Context
+    which: str = "mine"
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EditAction:
+    ctx: Context
+    action: int
+    edit: ActionEdit
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetActionStatus:
+    """A one-click status button (in a reminder, or the owner's list)."""
+
+    ctx: Context
+    round_id: str
+    action: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportProgress:
+    """The progress form: a status, a note, a new due date (any of them)."""
+
+    ctx: Context
+    action: int
+    report: ProgressReport
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetReminders:
+    ctx: Context
+    on: bool | None  # None: the typed setting was neither on nor off
+
+
+@dataclass(frozen=True, slots=True)
+class SetTimezone:
+    ctx: Context
+    zone: str
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EditGoal:
+    ctx: Context
+    goal: int
+    spec: GoalSpec
+    tracking: GoalTracking
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    ctx: Context
+    round_id: str
+    goal: int
+    value: float
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecidePilot:
+    ctx: Context
+    round_id: str
+    goal: int
+    decision: str  # continue | scale | stop
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartDelphi:
+    ctx: Context
+    goal: int | None  # None: what was typed is not a goal number
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    ctx: Context
+    round_id: str
+    goal: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class NextDelphiRound:
+    ctx: Context
+    round_id: str
+    goal: int
+
+
+@dataclass(frozen=True, slots=True)
+class FixTarget:
+    ctx: Context
+    round_id: str
+    goal: int
+    target: float
+
+
+# Timed follow-up, fired by the scheduler through the bus (no person behind them).
+
+
+@dataclass(frozen=True, slots=True)
+class RemindDueSoon:
+    round_id: str
+    action_id: str
+    ctx: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemindDue:
+    round_id: str
+    action_id: str
+    ctx: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EscalateOverdue:
+    round_id: str
+    action_id: str
+    ctx: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AskCheckIn:
+    round_id: str
+    goal_id: str
+    ctx: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AskPilotReview:
+    round_id: str
+    goal_id: str
+    ctx: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PostProgress:
+    round_id: str
+    ctx: None = None
 
 
 class Command(Protocol):

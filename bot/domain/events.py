@@ -17,4 +17,12 @@ class PhaseEntered:
     idle_days: int | None = None  # set when the round was cancelled for being idle this long
 
 
-Event = PhaseEntered
+@dataclass(frozen=True, slots=True)
+class ChannelLinked:
+    """A conversation joined a round: the channel its convener started it in, or one linked later."""
+
+    round_id: str
+    conversation_id: str
+
+
+Event = PhaseEntered | ChannelLinked

@@ -41,6 +41,22 @@ def owner_ref_expired(status: str, due: dt.date, today: dt.date, roster_days: in
     return status in FINISHED_ACTIONS or due + dt.timedelta(days=roster_days) < today
 
 
+def goal_owner_ref_expired(deadline: dt.date, followed: bool, today: dt.date, roster_days: int) -> bool:
+    """A goal's owner is asked for check-ins while the round is followed up and the goal runs: the
+    reference goes when follow-up is over, or ``roster_days`` after the goal's deadline."""
+    return not followed or deadline + dt.timedelta(days=roster_days) < today
+
+
+def still_followed(
+    goal_dates: list[dt.date], open_dues: list[dt.date], today: dt.date, roster_days: int
+) -> bool:
+    """An ended round is followed up while a goal's deadline (or pilot review) or an unfinished
+    action's due date is less than ``roster_days`` behind: its conveners hear of overdue actions and
+    pilot reviews, and its owners are asked for progress, until then."""
+    horizon = today - dt.timedelta(days=roster_days)
+    return any(d >= horizon for d in [*goal_dates, *open_dues])
+
+
 def inbox_cutoff(today: dt.date) -> dt.date:
     """Request ids kept before this day are forgotten."""
     return today - dt.timedelta(days=INBOX_DAYS)
@@ -79,6 +95,7 @@ class Purged(Counts):
     owner_refs: int = 0
     messages: int = 0
     inbox: int = 0
+    mutes: int = 0
 
     def deleted_anything(self) -> bool:
         return self.total() > self.rounds
@@ -91,6 +108,7 @@ class Erased(Counts):
     roster: int = 0
     convener_refs: int = 0
     owner_refs: int = 0
+    mutes: int = 0  # their "no reminders" choice
     messages: int = 0  # waiting to be delivered to them
     posts: int = 0  # delivered posts of rounds where they owned an action (their name may be in them)
     ideas_detached: int = 0  # unreleased ideas, still theirs by pseudonym until now

@@ -22,7 +22,8 @@ class Who(StrEnum):
 
 
 def is_convener(flagged_by_platform: bool, actor_key: str, round_conveners: Collection[str]) -> bool:
-    """Conveners are named by the adapter's config (users, groups, roles) or started the round."""
+    """Conveners are named by the adapter's config (users, groups, roles), or started the round or
+    linked a channel to it."""
     return flagged_by_platform or actor_key in round_conveners
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.domain.errors import DomainError, FormErrors
@@ -68,6 +68,12 @@ class _Fields:
             self.errors[name] = "too_long"
         return value
 
+    def optional_long_text(self, name: str, *, max_len: int) -> str | None:
+        value = canonical_text(self.values.get(name) or "")
+        if len(value) > max_len:
+            self.errors[name] = "too_long"
+        return value or None
+
     def optional_text(self, name: str, *, max_len: int) -> str | None:
         value = one_line(self.values.get(name) or "")
         if len(value) > max_len:
@@ -124,7 +130,14 @@ class GoalSpec:
 
 def goal_from_form(values: Mapping[str, str], today: dt.date) -> GoalSpec:
     f = _Fields(values)
-    idea = f.optional_int("idea", low=1, high=100_000)
+    spec = _goal(f, values, f.optional_int("idea", low=1, high=100_000), after=today)
+    f.check()
+    return spec
+
+
+def _goal(f: _Fields, values: Mapping[str, str], idea: int | None, *, after: dt.date | None) -> GoalSpec:
+    """The goal's own fields; ``after``: dates must be later (None when editing, where the handler
+    checks only the dates that changed)."""
     title = f.text("title", max_len=200)
     outcome = f.text("outcome", max_len=1000, multiline=True)
     metric = f.text("metric", max_len=200)
@@ -133,19 +146,20 @@ def goal_from_form(values: Mapping[str, str], today: dt.date) -> GoalSpec:
     target = f.number("target")
     if "baseline" not in f.errors and "target" not in f.errors and baseline == target:
         f.errors["target"] = "target_equals_baseline"
-    deadline = f.date("deadline", after=today)
+    deadline = f.date("deadline", after=after)
     pilot = parse_bool(values.get("pilot") or "")
     if pilot is None:
         f.errors["pilot"] = "not_yes_no"
         pilot = False
-    review = f.date("review_date", required=pilot, after=today)
+    review = f.date("review_date", required=pilot, after=after)
     if review and not pilot:
         f.errors["review_date"] = "review_without_pilot"
     if review and deadline and review > deadline:
         f.errors["review_date"] = "review_after_deadline"
-    f.check()
-    assert deadline is not None
-    return GoalSpec(idea, title, outcome, metric, unit, baseline, target, deadline, pilot, review)
+    # A missing deadline is a field error: check() raises before the placeholder is used.
+    return GoalSpec(
+        idea, title, outcome, metric, unit, baseline, target, deadline or dt.date.min, pilot, review
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +230,98 @@ def rating_from_form(values: Mapping[str, str]) -> tuple[int | None, int | None]
         f.errors["urgency"] = "required"
     f.check()
     return urgency, impact
+
+
+# --- follow-up: editing goals and actions, progress, check-ins, pilots, Delphi ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GoalTracking:
+    """How a goal is followed up: who owns and sponsors it, where its figures come from, how often
+    its metric is checked."""
+
+    owner: str | None
+    sponsor: str | None
+    data_source: str | None
+    cadence: str
+
+
+def goal_edit_from_form(values: Mapping[str, str], cadences: Sequence[str]) -> tuple[GoalSpec, GoalTracking]:
+    f = _Fields(values)
+    spec = _goal(f, values, None, after=None)
+    owner = f.optional_text("owner", max_len=200)
+    sponsor = f.optional_text("sponsor", max_len=200)
+    source = f.optional_text("data_source", max_len=200)
+    cadence = (values.get("checkin") or "").strip() or cadences[0]
+    if cadence not in cadences:
+        f.errors["checkin"] = "unknown_choice"
+    f.check()
+    return spec, GoalTracking(owner, sponsor, source, cadence)
+
+
+@dataclass(frozen=True, slots=True)
+class ActionEdit:
+    title: str
+    owner: str | None
+    sponsor: str | None
+    resources: str | None
+    due: dt.date
+
+
+def action_edit_from_form(values: Mapping[str, str], today: dt.date) -> ActionEdit:
+    """A due date may be today (due today) but not in the past."""
+    f = _Fields(values)
+    title = f.text("title", max_len=200)
+    owner = f.optional_text("owner", max_len=200)
+    sponsor = f.optional_text("sponsor", max_len=200)
+    resources = f.optional_long_text("resources", max_len=1000)
+    due = f.date("due", after=today - dt.timedelta(days=1))
+    f.check()
+    assert due is not None
+    return ActionEdit(title, owner, sponsor, resources, due)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    status: str | None  # None: unchanged
+    note: str | None
+    due: dt.date | None  # None: unchanged
+
+
+def progress_from_form(values: Mapping[str, str], today: dt.date, statuses: Sequence[str]) -> ProgressReport:
+    f = _Fields(values)
+    status = (values.get("status") or "").strip() or None
+    if status is not None and status not in statuses:
+        f.errors["status"] = "unknown_choice"
+    note = f.optional_long_text("note", max_len=1000)
+    due = f.date("due", required=False, after=today - dt.timedelta(days=1))
+    if status is None and note is None and due is None and not f.errors:
+        f.errors["note"] = "required"
+    f.check()
+    return ProgressReport(status, note, due)
+
+
+def checkin_from_form(values: Mapping[str, str]) -> tuple[float, str | None]:
+    f = _Fields(values)
+    value = f.number("value")
+    note = f.optional_long_text("note", max_len=1000)
+    f.check()
+    return value, note
+
+
+def pilot_from_form(values: Mapping[str, str], decisions: Sequence[str]) -> tuple[str, str]:
+    f = _Fields(values)
+    decision = (values.get("decision") or "").strip()
+    if decision not in decisions:
+        f.errors["decision"] = "unknown_choice" if decision else "required"
+    note = f.text("note", max_len=1000, multiline=True)
+    f.check()
+    return decision, note
+
+
+def number_from_form(values: Mapping[str, str], name: str) -> float:
+    """One number (a Delphi estimate, a fixed target)."""
+    f = _Fields(values)
+    value = f.number(name)
+    f.check()
+    return value

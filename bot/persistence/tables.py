@@ -107,16 +107,20 @@ class ConversationRow(Base):
 
 
 class TimerRow(Base):
-    """A phase deadline, a reminder, the daily retention pass: a row, so a restart loses none and
-    fires none twice. ``round_id`` is None for work that is not one round's (retention)."""
+    """A phase deadline, a follow-up reminder, the daily retention pass: a row, so a restart loses
+    none and fires none twice. ``round_id`` is None for work that is not one round's (retention);
+    ``subject`` is what a reminder is about (an action's or a goal's id)."""
 
     __tablename__ = "timers"
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     phase: Mapped[str] = mapped_column(String(20))
-    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | cancelled
+    subject: Mapped[str | None] = mapped_column(String(32), index=True)
+    # The scheduler's claim reads (status, due_at) in index order, however many rows are done.
+    __table_args__ = (Index("ix_timers_status_due_at", "status", "due_at"),)
 
 
 class ParticipantRow(Base):
@@ -183,6 +187,17 @@ class GoalRow(Base):
     deadline: Mapped[dt.date] = mapped_column(Date)
     pilot: Mapped[bool] = mapped_column(Boolean)
     review_date: Mapped[dt.date | None] = mapped_column(Date)
+    # Follow-up. Attributed on purpose: the goal's owner (the convener who set it, or the person
+    # named) is asked for the metric's current value at the check-in cadence.
+    owner_name: Mapped[str | None] = mapped_column(String(200))
+    owner_ref: Mapped[str | None] = mapped_column(String(200))
+    sponsor: Mapped[str | None] = mapped_column(String(200))
+    data_source: Mapped[str | None] = mapped_column(String(200))
+    checkin_cadence: Mapped[str | None] = mapped_column(String(16))
+    current: Mapped[float | None] = mapped_column(Float)
+    pilot_decision: Mapped[str | None] = mapped_column(String(16))  # continue | scale | stop
+    pilot_note: Mapped[str | None] = mapped_column(Text)
+    pilot_decided_on: Mapped[dt.date | None] = mapped_column(Date)
     __table_args__ = (UniqueConstraint("round_id", "number"),)
 
 
@@ -198,8 +213,87 @@ class ActionRow(Base):
     owner_name: Mapped[str | None] = mapped_column(String(200))
     owner_ref: Mapped[str | None] = mapped_column(String(200))
     due: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    # not_started | on_track | at_risk | blocked | done | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="not_started")
+    sponsor: Mapped[str | None] = mapped_column(String(200))  # who provides the resources
+    resources: Mapped[str | None] = mapped_column(Text)
+    # Each reminder is sent once; a moved due date clears the ones still ahead.
+    due_soon_sent_on: Mapped[dt.date | None] = mapped_column(Date)
+    due_sent_on: Mapped[dt.date | None] = mapped_column(Date)
+    escalated_on: Mapped[dt.date | None] = mapped_column(Date)
+    done_on: Mapped[dt.date | None] = mapped_column(Date)
     __table_args__ = (UniqueConstraint("round_id", "number"),)
+
+
+class ActionNoteRow(Base):
+    """An action's progress history (attributed, like the action): one row per status change or note."""
+
+    __tablename__ = "action_notes"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    action_id: Mapped[str] = mapped_column(ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    by_name: Mapped[str | None] = mapped_column(String(200))
+    __table_args__ = (UniqueConstraint("action_id", "number"),)
+
+
+class CheckinRow(Base):
+    """A goal metric's value as its owner reported it."""
+
+    __tablename__ = "goal_checkins"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    goal_id: Mapped[str] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column(Date)
+    value: Mapped[float] = mapped_column(Float)
+    note: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("goal_id", "number"),)
+
+
+class FollowUpRow(Base):
+    """A closed round whose actions and goals are followed up (from ``started_on``)."""
+
+    __tablename__ = "followups"
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), primary_key=True)
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    progress_days: Mapped[int] = mapped_column(Integer)
+    over: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReminderMuteRow(Base):
+    """People who turned their reminders off (a person's id, see accountability.person_id)."""
+
+    __tablename__ = "reminder_mutes"
+    person: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class DelphiRow(Base):
+    """A goal's Delphi estimate of its target: stage 1, then 2, then fixed (or closed with the round).
+    ``published`` holds each stage's last spread shown ({"1": {n, median, q1, q3}})."""
+
+    __tablename__ = "delphi"
+    goal_id: Mapped[str] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16))  # open | fixed | closed
+    published: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fixed_target: Mapped[float | None] = mapped_column(Float)
+
+
+class EstimateRow(Base):
+    """Content half, like a ballot: one person's estimate of a goal's target. ``voter_key`` is an HMAC
+    under the round key while the Delphi runs, and a random label after; no time, no user id."""
+
+    __tablename__ = "delphi_estimates"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    goal_id: Mapped[str] = mapped_column(ForeignKey("goals.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[int] = mapped_column(SmallInteger)
+    voter_key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float] = mapped_column(Float)
+    __table_args__ = (UniqueConstraint("goal_id", "stage", "voter_key"),)
 
 
 class OutboxRow(Base):

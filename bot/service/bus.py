@@ -152,6 +152,8 @@ class Bus:
                 rnd = await u.s.get(RoundRow, round_id) if round_id else None
                 if rnd is None:
                     return False
+            elif route.locate is not None:
+                rnd = await route.locate(u, round_id)
             else:
                 rnd = await queries.round_linked_here(u.s, ctx.where, round_id)
             u.round = rnd

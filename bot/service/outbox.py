@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.accountability import split_key
 from bot.domain.commands import Context
 from bot.messages import Message, Visibility, find_attribution
 from bot.persistence.tables import ConversationRow, OutboxRow
@@ -54,6 +55,26 @@ def private_row(ctx: Context, message: Message, round_id: str | None = None) -> 
         visibility=Visibility.PRIVATE.value,
         recipient_id=ctx.actor.user_id,
         reply_handle=ctx.reply_handle,
+        body=message.to_json(),
+        status="pending",
+        attempts=0,
+    )
+
+
+DIRECT_CHANNEL = "@direct"  # direct rows name no conversation: the port opens the person's DM
+
+
+def direct_row(person_key: str, message: Message, round_id: str | None = None) -> OutboxRow:
+    """A direct message to a person outside any interaction (a reminder, an escalation), by their
+    key (``UserRef.key()``). Deleted once delivered, like every private row."""
+    platform, workspace, user_id = split_key(person_key)
+    return OutboxRow(
+        round_id=round_id,
+        platform=platform,
+        workspace_id=workspace,
+        channel_id=DIRECT_CHANNEL,
+        visibility=Visibility.DIRECT.value,
+        recipient_id=user_id,
         body=message.to_json(),
         status="pending",
         attempts=0,

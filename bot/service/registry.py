@@ -100,6 +100,9 @@ class Route:
     phases: frozenset[Phase] | None = None  # None: any phase
     who: Who = Who.ANYONE
     in_round: bool = True  # acts on a round: the button's or form's round, else the one linked here
+    # (unit, round id or None) -> the round, in place of "linked here": follow-up acts on closed
+    # rounds and from DMs, which no round is linked to
+    locate: Callable[[Any, str | None], Awaitable[Any]] | None = None
     guard: Guard | None = None  # a further rule, checked when the form opens and when it is submitted
     prepare: Callable[[Any, Any], Awaitable[Any]] | None = None  # (bus, command) before the transaction
     text: Text | None = None
@@ -141,6 +144,7 @@ class Capability:
         phases: Iterable[Phase] | None = None,
         who: Who = Who.ANYONE,
         in_round: bool = True,
+        locate: Callable[[Any, str | None], Awaitable[Any]] | None = None,
         guard: Guard | None = None,
         prepare: Callable[[Any, Any], Awaitable[Any]] | None = None,
         text: Text | None = None,
@@ -163,6 +167,7 @@ class Capability:
                     phases=frozenset(phases) if phases is not None else None,
                     who=who,
                     in_round=in_round,
+                    locate=locate,
                     guard=guard,
                     prepare=prepare,
                     text=text,

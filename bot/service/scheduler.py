@@ -1,11 +1,13 @@
-"""Timers (phase deadlines, and any capability's timed work): rows in the database, claimed by a
-poller and fired through the bus, so a timed change takes the same route as a click.
+"""Timers (phase deadlines, follow-up reminders, any capability's timed work): rows in the database,
+claimed by a poller and fired through the bus, so a timed change takes the same route as a click.
 
-Each due timer is claimed, fired and marked done in one transaction (on PostgreSQL with
-FOR UPDATE SKIP LOCKED, so several workers can share the work). A deadline that passed while the
-process was down fires once at start-up; a duplicate or late timer finds the phase already moved
-and does nothing. A timer that cannot reach its round key stays pending and is retried later: it
-is never marked done without having done its work.
+A pass claims the due timers in batches: one transaction selects up to ``batch`` of them in due
+order (on PostgreSQL with FOR UPDATE SKIP LOCKED, so several workers can share the work), fires each
+in a savepoint of its own and marks it done, and commits them together. A deadline that passed while
+the process was down fires once at start-up; a duplicate or late timer finds its work done and does
+nothing. A timer that cannot reach its round key stays pending and is retried later: it is never
+marked done without having done its work. One that fails for another reason (a bug) is held back
+the same way, so it never blocks the timers behind it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import asyncio
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import DomainError
 from bot.keys import KeyStoreUnreachable, KeyUnavailable
 from bot.persistence.tables import TimerRow
 from bot.service.core import Convene
+from bot.service.errors import is_db_error
 
 log = logging.getLogger("convene.scheduler")
 
@@ -27,8 +31,13 @@ KEY_RETRY = dt.timedelta(seconds=30)
 
 
 class DeadlineScheduler:
-    def __init__(self, core: Convene, poll_seconds: float = 5.0) -> None:
+    # Timers claimed and fired per transaction. A batch holds SQLite's one write lock while it fires
+    # (a few ms a timer), so clicks wait at most about that long behind a pass after downtime.
+    BATCH = 100
+
+    def __init__(self, core: Convene, poll_seconds: float = 5.0, batch: int = BATCH) -> None:
         self.core = core
+        self.batch = batch
         self.poll_seconds = poll_seconds
         self.fired = 0
         self._held: dict[str, dt.datetime] = {}  # timers waiting for a round key, until when
@@ -48,48 +57,81 @@ class DeadlineScheduler:
         fired = 0
         now = self.core.clock.now()
         self._held = {k: until for k, until in self._held.items() if until > now}
-        while (outcome := await self._fire_one()) is not None:
-            fired += outcome
+        while True:
+            claimed, done = await self._fire_batch()
+            fired += done
+            if claimed == 0:  # again until nothing is due: a timer may make another due now
+                break
         await self.core.bus.release_finished_keys()
         if fired:
             self.core.notify_outbox()
         return fired
 
-    async def _fire_one(self) -> int | None:
-        """1: a timer fired; 0: one was held back for a retry; None: nothing is due."""
+    async def _fire_batch(self) -> tuple[int, int]:
+        """One transaction: claim up to ``batch`` due timers, fire each in a savepoint. Returns how
+        many were claimed and how many did their work."""
         now = self.core.clock.now()
+        fired = 0
         async with self.core.sessions() as s, s.begin():
-            stmt = (
-                select(TimerRow)
-                .where(
-                    TimerRow.status == "pending", TimerRow.due_at <= now, TimerRow.id.not_in(list(self._held))
-                )
-                .order_by(TimerRow.due_at)
-                .limit(1)
-            )
-            if s.get_bind().dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            timer = await s.scalar(stmt)
-            if timer is None:
-                return None
-            timer.status = "done"
-            try:
-                async with s.begin_nested():
-                    await self.core.bus.fire_timer(s, timer)
-                self.fired += 1
-                log.info("a %s timer fired", timer.kind)
-                return 1
-            except (KeyUnavailable, KeyStoreUnreachable, DomainError) as err:
-                code = err.code if isinstance(err, DomainError) else "round_key_unavailable"
-                if code != "round_key_unavailable":
-                    log.warning("a %s timer could not act: %s", timer.kind, code)
-                else:
+            # Rows one timer loads (its round, a goal) stay in the identity map for the next ones,
+            # which otherwise holds them weakly and loads them again for every timer.
+            loaded: list[object] = []
+            event.listen(s.sync_session, "loaded_as_persistent", lambda _s, obj: loaded.append(obj))
+            timers = await self.claim(s, now)
+            for timer in timers:
+                try:
+                    async with s.begin_nested():
+                        await self.core.bus.fire_timer(s, timer)
+                except (KeyUnavailable, KeyStoreUnreachable, DomainError) as err:
+                    code = err.code if isinstance(err, DomainError) else "round_key_unavailable"
+                    if code != "round_key_unavailable":
+                        log.warning("a %s timer could not act: %s", timer.kind, code)
+                        continue
                     # Never done without its work: held back in this process, retried after a pause.
-                    timer.status = "pending"
-                    self._held[timer.id] = now + KEY_RETRY
+                    self._hold(timer, now)
                     why = "unreachable" if isinstance(err, KeyStoreUnreachable) else "unavailable"
                     log.warning(
                         "a %s timer's round key is %s; retrying in %ss", timer.kind, why, KEY_RETRY.seconds
                     )
-                    return 0
-        return 1
+                    continue
+                except Exception as err:
+                    if isinstance(err, OSError) or is_db_error(err):
+                        raise  # the whole pass is retried; nothing was marked
+                    self._hold(timer, now)
+                    log.exception("a %s timer failed; retrying it later", timer.kind)
+                    continue
+                fired += 1
+                log.info("a %s timer fired", timer.kind)
+        self.fired += fired
+        return len(timers), fired
+
+    async def claim(self, s: AsyncSession, now: dt.datetime) -> list[TimerRow]:
+        """The due timers, oldest first, marked done in this transaction by one statement (a firing
+        that cannot do its work puts its timer back). The (status, due_at) index finds them however
+        many timers are done; on PostgreSQL, rows another worker holds are skipped."""
+        due = (
+            select(TimerRow.id)
+            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
+            .order_by(TimerRow.due_at)
+            .limit(self.batch)
+        )
+        if self._held:
+            due = due.where(TimerRow.id.not_in(list(self._held)))
+        if s.get_bind().dialect.name == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        if s.get_bind().dialect.update_returning:
+            claim = update(TimerRow).where(TimerRow.id.in_(due.scalar_subquery())).values(status="done")
+            timers = list(
+                await s.scalars(claim.returning(TimerRow), execution_options={"synchronize_session": False})
+            )
+        else:  # SQLite before 3.35: read, then mark
+            timers = list(await s.scalars(select(TimerRow).where(TimerRow.id.in_(due.scalar_subquery()))))
+            for timer in timers:
+                timer.status = "done"
+            await s.flush()
+        timers.sort(key=lambda t: (t.due_at, t.id))
+        return timers
+
+    def _hold(self, timer: TimerRow, now: dt.datetime) -> None:
+        timer.status = "pending"
+        self._held[timer.id] = now + KEY_RETRY

@@ -100,7 +100,9 @@ async def goal_values(**over: Any) -> dict[str, str]:
     return values
 
 
-async def to_close(h: Harness, *, volunteer: str = "kim", due: str = "2027-01-31") -> str:
+async def to_close(
+    h: Harness, *, volunteer: str = "kim", due: str = "2027-01-31", deadline: str = "2027-09-01"
+) -> str:
     """A whole round: everyone votes, one goal, one action taken by ``volunteer``, closed."""
     rid = await to_vote(h)
     for n in range(1, 5):
@@ -110,7 +112,7 @@ async def to_close(h: Harness, *, volunteer: str = "kim", due: str = "2027-01-31
     await h.driver.command(maya, "next")
     form = await h.driver.command(maya, "goal")
     assert form is not None
-    await h.driver.submit(maya, form, await goal_values())
+    await h.driver.submit(maya, form, await goal_values(deadline=deadline))
     await h.driver.command(maya, "next")
     form = await h.driver.command(maya, "action 1")
     assert form is not None

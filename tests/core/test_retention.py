@@ -50,8 +50,9 @@ async def test_D10_the_daily_pass_forgets_who_took_part_roster_days_after_close(
             rnd = await s.scalar(select(RoundRow))
             action = await s.scalar(select(ActionRow))
         assert rnd is not None
-        assert rnd.conveners == []
-        # Kim's action is still followed up (due 2027-01-31): she stays reachable until then.
+        # The round is still followed up (an action due 2027-01-31, a goal due 2027-09-01): its
+        # conveners hear of overdue actions, and Kim stays reachable, until then.
+        assert rnd.conveners != []
         assert action is not None
         assert action.owner_ref is not None
         assert action.owner_name == "Kim"
@@ -68,6 +69,15 @@ async def test_D10_the_daily_pass_forgets_who_took_part_roster_days_after_close(
         assert action is not None
         assert action.owner_ref is None
         assert action.owner_name == "Kim"  # the name she chose to show stays on the record
+        assert await h.scalar("select count(*) from goals where owner_ref is not null") == 1
+
+        h.clock.current = dt.datetime(2027, 9, 4, 9, 0, tzinfo=dt.UTC)  # the goal's deadline passed too
+        await daily_pass(h)
+        async with h.app.sessions() as s:
+            rnd = await s.scalar(select(RoundRow))
+        assert rnd is not None
+        assert rnd.conveners == []
+        assert await h.scalar("select count(*) from goals where owner_ref is not null") == 0
     finally:
         await h.app.core.ingest.aclose()
 

@@ -54,3 +54,18 @@ def test_a_purge_that_only_counted_rounds_deleted_nothing() -> None:
     assert r.Purged(rounds=2, roster=1).deleted_anything()
     assert r.Purged(inbox=3).deleted_anything()
     assert r.Erased(roster=1, messages=2).total() == 3
+
+
+def test_an_ended_round_is_followed_up_while_a_goal_or_an_open_action_is_recent() -> None:
+    today = dt.date(2026, 6, 1)
+    assert r.still_followed([dt.date(2026, 9, 1)], [], today, 30)  # a goal still running
+    assert r.still_followed([], [dt.date(2026, 5, 15)], today, 30)  # an action 17 days overdue
+    assert not r.still_followed([dt.date(2026, 4, 1)], [dt.date(2026, 4, 30)], today, 30)
+    assert not r.still_followed([], [], today, 30)  # nothing to follow: forget at once
+
+
+def test_a_goal_owner_is_kept_while_followed_and_until_roster_days_past_the_deadline() -> None:
+    deadline = dt.date(2026, 6, 1)
+    assert not r.goal_owner_ref_expired(deadline, True, dt.date(2026, 6, 30), 30)
+    assert r.goal_owner_ref_expired(deadline, True, dt.date(2026, 7, 2), 30)
+    assert r.goal_owner_ref_expired(deadline, False, dt.date(2026, 5, 1), 30)

@@ -3,7 +3,22 @@ order is the order in which their reactions to an event run."""
 
 from __future__ import annotations
 
-from bot.service.handlers import actions, goals, info, participation, retention, rounds, voting
+from bot.service.handlers import (
+    actions,
+    checkins,
+    delphi,
+    goals,
+    info,
+    participation,
+    pilots,
+    progress,
+    recap,
+    reminders,
+    retention,
+    rounds,
+    tracking,
+    voting,
+)
 from bot.service.registry import Registry
 
 CAPABILITIES = (
@@ -11,7 +26,14 @@ CAPABILITIES = (
     participation.cap,
     voting.cap,
     goals.cap,
+    delphi.cap,
     actions.cap,
+    tracking.cap,  # follow-up starts once the summary is written
+    reminders.cap,
+    checkins.cap,
+    progress.cap,
+    pilots.cap,
+    recap.cap,
     info.cap,
     retention.cap,
 )

@@ -1,10 +1,14 @@
-"""Actions with owners: conveners add actions to goals, anyone who joined can take an open one, and
+"""Actions with owners: conveners add actions to goals (and resource them: owner, sponsor, resources,
+due date), anyone who joined can take an open one, everyone can list theirs with their status, and
 the closing summary lists goals and actions in every linked channel."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, select
 
+from bot.domain import accountability as acc
 from bot.domain import commands as c
 from bot.domain import rules, validation
 from bot.domain.errors import DomainError, FormErrors
@@ -18,31 +22,13 @@ from bot.messages import Message, Part
 from bot.persistence.tables import ActionRow, GoalRow, IdeaRow, RoundRow
 from bot.prompts import PromptKey
 from bot.sanitize import one_line
-from bot.service.cards import goal_params
+from bot.service import followup as fu
+from bot.service import queries
+from bot.service.cards import action_card, action_slot, goal_params
 from bot.service.registry import Arg, Button, Capability, FormDef, FormInput, Text
 from bot.service.unit import Unit, button
 
 cap = Capability("actions")
-
-
-def action_slot(action: ActionRow) -> str:
-    return f"action:{action.id}"
-
-
-def action_card(rnd: RoundRow, action: ActionRow, goal: GoalRow) -> Message:
-    buttons = tuple(
-        button(rnd.id, verb, action.number, style="primary")
-        for verb in rules.action_card_buttons(rnd.phase, action.owner_name)
-    )
-    params = {
-        "number": action.number,
-        "title": action.title,
-        "goal": goal.number,
-        "goal_title": goal.title,
-        "owner": action.owner_name,
-        "due": action.due.isoformat(),
-    }
-    return Message((Part(PromptKey.ACTION_CARD, params, buttons),))
 
 
 async def _action_fields(u: Unit, arg: str | None) -> tuple[tuple[FormField, ...], str]:
@@ -86,7 +72,7 @@ async def add_action(u: Unit, cmd: c.AddAction) -> None:
         owner_name=spec.owner,
         owner_ref=None,
         due=spec.due,
-        status="open",
+        status="not_started",
     )
     u.s.add(action)
     await u.s.flush()
@@ -148,5 +134,132 @@ async def summarise(u: Unit, event: PhaseEntered) -> None:
             }
             for a in actions
         ],
+        # Follow-up starts with the close (the followup capability reacts to it after this one).
+        "followup": {"every": u.config.followup.progress_days} if goals else None,
     }
     await u.post(Message((Part(PromptKey.SUMMARY, params),)))
+
+
+# --- actions you can resource: edit, list -------------------------------------------------------
+
+
+async def action_numbered(
+    u: Unit, rnd: RoundRow, number: int | None, missing: str = "unknown_action"
+) -> ActionRow:
+    action = None
+    if number is not None:
+        action = await u.s.scalar(
+            select(ActionRow).where(ActionRow.round_id == rnd.id, ActionRow.number == number)
+        )
+    if action is None:
+        raise DomainError(missing)
+    return action
+
+
+async def _action_edit_fields(u: Unit, arg: str | None) -> tuple[tuple[FormField, ...], str]:
+    action = await action_numbered(u, u.round, ref_number(arg or ""))
+    label = u.label
+    fields = (
+        FormField("title", label("fields", "action_title"), "text", initial=action.title, max_length=200),
+        FormField(
+            "owner", label("fields", "owner"), required=False, initial=action.owner_name or "", max_length=200
+        ),
+        FormField(
+            "sponsor",
+            label("fields", "sponsor"),
+            required=False,
+            initial=action.sponsor or "",
+            max_length=200,
+        ),
+        FormField(
+            "resources",
+            label("fields", "resources"),
+            "long",
+            False,
+            initial=action.resources or "",
+            max_length=1000,
+        ),
+        FormField("due", label("fields", "due"), "date", initial=action.due.isoformat()),
+    )
+    return fields, u.render(PromptKey.ACTION_EDIT_INTRO, {"number": action.number})
+
+
+def _action_edit_command(f: FormInput) -> c.EditAction:
+    return c.EditAction(
+        f.ctx, ref_number(f.arg or ""), validation.action_edit_from_form(f.values, f.today), f.round_id
+    )
+
+
+@cap.command(
+    c.EditAction,
+    phases=(Phase.ACTIONS, Phase.CLOSED),
+    who=Who.CONVENER,
+    locate=fu.locate_here,
+    text=Text("editaction", Arg("action", "int", required=True)),
+    form=FormDef("action_edit", _action_edit_fields, _action_edit_command),
+)
+async def edit_action(u: Unit, cmd: c.EditAction) -> None:
+    rnd, edit = u.round, cmd.edit
+    action = await action_numbered(u, rnd, cmd.action)
+    action.title = edit.title
+    if edit.owner != action.owner_name:
+        action.owner_ref = acc.owner_after_edit(action.owner_name, action.owner_ref, edit.owner)
+        action.owner_name = edit.owner
+    action.sponsor, action.resources = edit.sponsor, edit.resources
+    fu.moved_due(action, edit.due)
+    await fu.plan_action(u, rnd, action)
+    await fu.show_action(u, rnd, action)
+    u.reply(PromptKey.ACTION_UPDATED, {"number": action.number})
+
+
+def _which(rest: str) -> str:
+    return "all" if rest.strip().lower() == "all" else "mine"
+
+
+@cap.command(
+    c.ListActions,
+    in_round=False,
+    text=Text("actions", build=lambda ctx, rest: c.ListActions(ctx, _which(rest))),
+    button=Button(
+        "acts",
+        build=lambda ctx, rid, _args: c.ListActions(ctx, "all", None if rid == "-" else rid),
+    ),
+)
+async def list_actions(u: Unit, cmd: c.ListActions) -> None:
+    """Mine: every action I own, in every round (with its status); all: every action of the round
+    here (open, or the latest one followed up here)."""
+    ctx = u.actor
+    found = select(ActionRow, RoundRow, GoalRow.number).join(RoundRow, RoundRow.id == ActionRow.round_id)
+    found = found.join(GoalRow, GoalRow.id == ActionRow.goal_id).where(RoundRow.phase != Phase.CANCELLED)
+    if cmd.which == "all":
+        if cmd.round_id is not None:
+            rnd = await queries.round_linked_here(u.s, ctx.where, cmd.round_id)
+        else:
+            here = await fu.round_followed_here(u, ctx.where)
+            if here is None:
+                raise DomainError("no_round_here")
+            rnd = here
+        found = found.where(ActionRow.round_id == rnd.id)
+        title = rnd.title
+    else:
+        found = found.where(fu.owned_by(ActionRow.owner_ref, ctx.actor.key()))
+        title = None
+    rows = (await u.s.execute(found.order_by(RoundRow.title, RoundRow.id, ActionRow.number))).all()
+    rounds: dict[str, dict[str, Any]] = {}
+    for action, rnd, goal_number in rows:
+        today = acc.local_day(u.now(), fu.tz_of(u, rnd))
+        group = rounds.setdefault(rnd.id, {"title": rnd.title, "actions": []})
+        group["actions"].append(
+            {
+                "number": action.number,
+                "title": action.title,
+                "goal": goal_number,
+                "owner": action.owner_name,
+                "due": action.due.isoformat(),
+                "status": action.status,
+                "overdue": acc.is_overdue(action.due, action.status, today),
+            }
+        )
+    buttons = (button("-", "acts", label="all_actions"),) if cmd.which == "mine" else ()
+    params = {"which": cmd.which, "title": title, "rounds": list(rounds.values())}
+    u.reply(PromptKey.ACTIONS_LIST, params, buttons)

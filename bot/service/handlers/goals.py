@@ -1,5 +1,6 @@
 """Goals with numbers: conveners turn ideas into goals (outcome, metric, baseline, target, deadline,
-pilot), and the goal cards open the actions phase."""
+pilot), and the goal cards open the actions phase. Each goal's first card is a slot, edited in place
+when the goal is edited or followed up."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from bot.domain.rules import Who
 from bot.domain.validation import ref_number
 from bot.forms import FormField
 from bot.ids import new_id
-from bot.messages import Message, Part
+from bot.messages import Part
 from bot.persistence.tables import GoalRow, IdeaRow
 from bot.prompts import PromptKey
-from bot.service.cards import goal_params
+from bot.service.cards import goal_card, goal_params, goal_slot
 from bot.service.registry import Arg, Button, Capability, FormDef, FormInput, Text
 from bot.service.unit import Unit, button
 
@@ -77,10 +78,13 @@ async def add_goal(u: Unit, cmd: c.AddGoal) -> None:
         deadline=spec.deadline,
         pilot=spec.pilot,
         review_date=spec.review_date,
+        # The convener who sets the goal is asked for its metric until someone else is named.
+        owner_ref=u.actor.actor.key(),
+        checkin_cadence=u.config.followup.checkin_cadence,
     )
     u.s.add(goal)
     await u.s.flush()
-    await u.post(Message((Part(PromptKey.GOAL_CARD, goal_params(goal)),)))
+    await u.post(goal_card(goal), slot=goal_slot(goal))  # edited in place as follow-up tracks it
     u.reply(PromptKey.GOAL_RECORDED, {"number": goal.number})
 
 

@@ -36,18 +36,20 @@ from bot.messages import Visibility
 from bot.persistence.tables import (
     ActionRow,
     BallotRow,
+    FollowUpRow,
     GoalRow,
     IdeaRow,
     InboxRow,
     OutboxRow,
     ParticipantRow,
+    ReminderMuteRow,
     RoundRow,
     TimerRow,
 )
 from bot.ports import Clock
 from bot.refs import Platform, UserRef
 from bot.service import queries
-from bot.service.handlers.actions import action_card, action_slot
+from bot.service.cards import action_card, action_slot
 from bot.service.registry import Capability, Timer
 from bot.service.unit import Unit
 
@@ -145,15 +147,25 @@ async def purge(u: Unit) -> rules.Purged:
             await u.s.execute(delete(ParticipantRow).where(ParticipantRow.round_id.in_(fresh)))
         )
         for rnd in await u.s.scalars(select(RoundRow).where(RoundRow.id.in_(fresh))):
+            rnd.roster_purged = True
+    followed = await _followed(u, ended, today, days)
+    for rnd in await u.s.scalars(select(RoundRow).where(RoundRow.id.in_(ended))):
+        if rnd.conveners and rnd.id not in followed:
             out.convener_refs += len(rnd.conveners)
             rnd.conveners = []
-            rnd.roster_purged = True
     owned = await u.s.scalars(
         select(ActionRow).where(ActionRow.round_id.in_(ended), ActionRow.owner_ref.is_not(None))
     )
     for action in owned:
         if rules.owner_ref_expired(action.status, action.due, today, days):
             _forget_owner(action, keep_name=True)
+            out.owner_refs += 1
+    goals = await u.s.scalars(
+        select(GoalRow).where(GoalRow.round_id.in_(ended), GoalRow.owner_ref.is_not(None))
+    )
+    for goal in goals:
+        if rules.goal_owner_ref_expired(goal.deadline, goal.round_id in followed, today, days):
+            _forget_goal_owner(goal, keep_name=True)
             out.owner_refs += 1
     # Delivered posts of ended rounds (their bodies may name action owners), and private replies
     # that failed for good anywhere (emptied, but still naming their recipient).
@@ -173,6 +185,31 @@ async def purge(u: Unit) -> rules.Purged:
     if out.deleted_anything():
         u.services.compactor.after_commit(u.s)
     return out
+
+
+async def _followed(u: Unit, ended: Any, today: dt.date, days: int) -> set[str]:
+    """Ended rounds whose follow-up is still on (see ``rules.still_followed``)."""
+    on = set(await u.s.scalars(select(FollowUpRow.round_id).where(FollowUpRow.over.is_(False))))
+    dates: dict[str, tuple[list[dt.date], list[dt.date]]] = {}
+    for round_id, deadline, review in await u.s.execute(
+        select(GoalRow.round_id, GoalRow.deadline, GoalRow.review_date).where(GoalRow.round_id.in_(ended))
+    ):
+        dates.setdefault(round_id, ([], []))[0].extend(d for d in (deadline, review) if d)
+    for round_id, due, status in await u.s.execute(
+        select(ActionRow.round_id, ActionRow.due, ActionRow.status).where(ActionRow.round_id.in_(ended))
+    ):
+        if status not in rules.FINISHED_ACTIONS:
+            dates.setdefault(round_id, ([], []))[1].append(due)
+    return {
+        r for r, (goals, dues) in dates.items() if r in on and rules.still_followed(goals, dues, today, days)
+    }
+
+
+def _forget_goal_owner(goal: GoalRow, *, keep_name: bool) -> None:
+    who = rules.user_of(goal.owner_ref or "")
+    if not keep_name or (who is not None and goal.owner_name == who[1]):
+        goal.owner_name = None
+    goal.owner_ref = None
 
 
 def _forget_owner(action: ActionRow, *, keep_name: bool) -> None:
@@ -227,6 +264,15 @@ async def erase(u: Unit, platform: str, user_id: str) -> rules.Erased:
         _forget_owner(action, keep_name=False)
         out.owner_refs += 1
         touched.add(action.round_id)
+    for owned_goal in await u.s.scalars(select(GoalRow).where(GoalRow.owner_ref.is_not(None))):
+        if rules.user_of(owned_goal.owner_ref or "") == person:
+            _forget_goal_owner(owned_goal, keep_name=False)
+            out.owner_refs += 1
+            touched.add(owned_goal.round_id)
+    for mute in await u.s.scalars(select(ReminderMuteRow)):
+        if rules.user_of(mute.person) == person or mute.person == f"{platform}\x1f{user_id}":
+            await u.s.delete(mute)
+            out.mutes += 1
     await u.s.flush()
     for action in owned:  # the cards that named them now say the action needs an owner
         where = await u.s.get(RoundRow, action.round_id)

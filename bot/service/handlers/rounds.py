@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from bot.domain import commands as c
 from bot.domain import rules, validation
 from bot.domain.errors import DomainError
-from bot.domain.events import PhaseEntered
+from bot.domain.events import ChannelLinked, PhaseEntered
 from bot.domain.phases import OPEN_PHASES, Phase, can_transition
 from bot.domain.rules import Who
 from bot.forms import FormField, Option
@@ -177,6 +177,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
     u.keys.create(rnd.id)
     schedule(u, rnd, Phase.CONTRIBUTE)
     await u.s.flush()
+    await u.emit(ChannelLinked(rnd.id, conv.id))
     u.s.add(public_row(rnd.id, conv, await round_card(u, rnd), slot=card_slot(rnd.id)))
     u.reply(PromptKey.ROUND_STARTED, {"code": rnd.join_code})
 
@@ -202,9 +203,12 @@ async def link(u: Unit, cmd: c.LinkRound) -> None:
     if here is not None:
         raise DomainError("already_linked" if here.id == rnd.id else "round_already_here")
     u.round = rnd
+    if ctx.actor.key() not in rnd.conveners:  # recorded, so follow-up reaches them after close
+        rnd.conveners = [*rnd.conveners, ctx.actor.key()]
     conv = _link_row(rnd.id, ctx)
     u.s.add(conv)
     await u.s.flush()
+    await u.emit(ChannelLinked(rnd.id, conv.id))
     u.s.add(public_row(rnd.id, conv, await round_card(u, rnd), slot=card_slot(rnd.id)))
     u.reply(PromptKey.ROUND_LINKED, {"title": rnd.title})
 

@@ -1,7 +1,7 @@
 """retention: when a round entered its phase, and timers that belong to no round
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0004
 """
 
 import datetime as dt
@@ -12,7 +12,7 @@ from alembic import op
 import bot.persistence.tables
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
