@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import discord
 from discord import app_commands
 
+from adapters.faults import fault
 from bot.config import DiscordConfig
 from bot.domain.errors import DomainError
 from bot.forms import Form
@@ -30,6 +33,7 @@ from bot.ids import ComponentId
 from bot.messages import Button
 from bot.prompts import PromptKey, Prompts
 from bot.refs import ConversationRef, Platform, UserRef
+from bot.sanitize import storable
 from bot.service.commands import Context
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
@@ -63,6 +67,14 @@ PAGE_TEMPLATE = r"cvp:(?P<page>\d{1,2}):(?P<form>cv:.+)"
 _PAGE = re.compile(PAGE_TEMPLATE)
 DRAFT_TTL = 15 * 60.0
 ANSWERED_BY = "convene.answered_by"  # Interaction.extras key: the path that took the interaction
+# Gateway events whose failure must end the connection (the supervisor starts a fresh one); any
+# other event discord.py cannot parse is logged and dropped, and an interaction is still answered.
+SESSION_EVENTS = frozenset({"READY", "RESUMED"})
+# Interaction types a message can answer: a slash command, a click, a modal submit.
+ANSWERABLE = frozenset({2, 3, 5})
+_SNOWFLAKE = re.compile(r"[0-9]{1,20}")
+_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,500}")
+MAX_DEPTH = 8  # interaction data nests 4 deep at most (a modal's Label > input); deeper is refused
 
 
 def intents() -> discord.Intents:
@@ -79,6 +91,63 @@ def take(interaction: discord.Interaction, by: str) -> bool:
         return False
     interaction.extras[ANSWERED_BY] = by
     return True
+
+
+def data_problem(data: Any) -> str | None:
+    """Why an interaction's ``data`` must not reach the core, or None: a string no database can
+    store (a lone surrogate, a NUL: Discord sends neither), or nesting deeper than any interaction."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, str):
+            if not storable(node):
+                return "a string that cannot be stored"
+        elif isinstance(node, dict | list):
+            if depth >= MAX_DEPTH:
+                return "nesting deeper than any interaction"
+            items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+            stack.extend((item, depth + 1) for item in items)
+    return None
+
+
+def command_problem(data: Any) -> str | None:
+    """Why discord.py's command tree cannot read a command's ``data`` safely, or None. The tree
+    indexes it directly in a task of its own, where a wrong shape would end in a traceback."""
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        return "a command without a name"
+    if not isinstance(data.get("type", 1), int):
+        return "a command type that is not a number"
+    guild_id = data.get("guild_id")
+    if guild_id is not None and not (isinstance(guild_id, str) and _SNOWFLAKE.fullmatch(guild_id)):
+        return "a command guild id that is not a snowflake"
+    if data.get("resolved") not in (None, {}):
+        return "resolved items no convene command takes"
+    stack: list[Any] = [data.get("options", [])]
+    while stack:
+        options = stack.pop()
+        if not isinstance(options, list):
+            return "options that are not a list"
+        for o in options:
+            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+                return "an option without a name"
+            if not isinstance(o.get("type", 0), int) or not isinstance(o.get("focused", False), bool):
+                return "an option of the wrong kind"
+            if not isinstance(o.get("value", ""), str | int | float):
+                return "an option value of the wrong kind"
+            if "options" in o:
+                stack.append(o["options"])
+    return None
+
+
+def interaction_problem(interaction: discord.Interaction) -> str | None:
+    """Why an interaction cannot be handled as a person's request, or None: no user (a guild
+    interaction without ``member``), or data or a name that must not reach the core."""
+    user: Any = interaction.user  # discord.py leaves MISSING when a guild interaction has no member
+    if not isinstance(user, discord.User | discord.Member):
+        return "an interaction without a user"
+    if not storable(user.display_name):
+        return "a display name that cannot be stored"
+    return data_problem(interaction.data)
 
 
 class RoundButton(discord.ui.DynamicItem[discord.ui.Item[Any]], template=ROUND_TEMPLATE):
@@ -162,12 +231,83 @@ class ConveneClient(discord.Client):
         self.acks = acks or Acks()
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        self.tree.interaction_check = self._command_check  # type: ignore[method-assign]
         self.tree.add_command(build_group(prompts))
         self._drafts: dict[tuple[str, str], _Draft] = {}
         self.core_timeout = CORE_TIMEOUT
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+
+    # --- frames discord.py cannot read ----------------------------------------------------------
+
+    def _get_state(self, **options: Any) -> Any:
+        """discord.py's connection state, with every gateway event parser but READY/RESUMED guarded:
+        an exception in a parser used to end ``Client.start()`` (and with it the whole process)."""
+        state = super()._get_state(**options)
+        for event, parse in list(state.parsers.items()):
+            if event not in SESSION_EVENTS:
+                state.parsers[event] = self._guard_parser(event, parse)
+        return state
+
+    def _guard_parser(self, event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+        def guarded(data: Any) -> None:
+            try:
+                parse(data)
+            except Exception as err:
+                log.warning("discord: dropped a %s event it could not read (%s)", event, fault(err))
+                if event == "INTERACTION_CREATE":
+                    self._answer_unreadable(data)
+
+        return guarded
+
+    def _answer_unreadable(self, data: Any) -> None:
+        """Tell the sender of an interaction discord.py could not parse, when its id and token read."""
+        bare = self._bare_interaction(data)
+        if bare is None:
+            log.info("discord: the unreadable interaction carries no id and token to answer")
+            return
+        task = asyncio.get_running_loop().create_task(self.say(bare, "malformed_request"))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    def _bare_interaction(self, data: Any) -> discord.Interaction | None:
+        """An interaction holding only what answering needs (id, token, type), or None."""
+        if not isinstance(data, dict) or data.get("type") not in ANSWERABLE:
+            return None
+        iid, token = data.get("id"), data.get("token")
+        if not (isinstance(iid, str) and _SNOWFLAKE.fullmatch(iid)):
+            return None
+        if not (isinstance(token, str) and _TOKEN.fullmatch(token)):
+            return None
+        bare = {
+            "id": iid,
+            "token": token,
+            "type": data["type"],
+            "version": 1,
+            "application_id": str(self.application_id or 0),
+            "attachment_size_limit": 0,
+        }
+        return discord.Interaction(data=bare, state=self._connection)  # type: ignore[arg-type]
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """An exception no handler took: logged without a traceback or payload (discord.py's
+        default prints both)."""
+        err = sys.exc_info()[1]
+        log.error("discord: %s failed (%s)", event_method, fault(err) if err else "no exception")
+
+    async def _command_check(self, interaction: discord.Interaction) -> bool:
+        """The command tree's gate (``interaction_check``): a command whose data the tree cannot
+        read is answered here, before the tree indexes it in a task of its own."""
+        if interaction.type is not discord.InteractionType.application_command:
+            return False  # autocomplete: no convene command offers any
+        why = command_problem(interaction.data)
+        if why is None:
+            return True
+        log.info("discord: refused a command: %s", why)
+        await self._guarded(interaction, self._refuse(interaction, "malformed_request", thinking=True))
+        return False
 
     # --- people and places --------------------------------------------------------------------
 
@@ -217,20 +357,29 @@ class ConveneClient(discord.Client):
                 )
         except discord.HTTPException as err:
             log.warning("could not tell the person about %s: %s", code, err.status)
+        except Exception as err:  # an answer discord.py could not read back, for one
+            log.warning("could not tell the person about %s (%s)", code, fault(err))
         finally:
             self.acks.done(interaction.token)
 
     async def _guarded(self, interaction: discord.Interaction, work: Any) -> None:
-        """Run ``work`` (a coroutine) so that nothing escapes as a traceback to the person."""
+        """Run ``work`` (a coroutine) so that nothing escapes as a traceback to the person. An
+        interaction that must not reach the core (`interaction_problem`) is refused here."""
         self.acks.begin(interaction.token)
         try:
+            why = interaction_problem(interaction)
+            if why is not None:
+                work.close()
+                log.info("discord: refused an interaction: %s", why)
+                await self.say(interaction, "malformed_request")
+                return
             await work
         except ServiceUnavailable:
             await self.say(interaction, "service_unavailable")
         except TimeoutError:
             await self.say(interaction, "busy_try_again")
-        except Exception:
-            log.exception("discord interaction failed")
+        except Exception as err:
+            log.error("discord interaction failed: %s", fault(err))
             await self.say(interaction, "internal_error")
         finally:
             self.acks.done(interaction.token)
@@ -348,7 +497,7 @@ class ConveneClient(discord.Client):
         calls ``ViewStore.dispatch_view`` first), and that task reaches the item's callback without
         suspending, so by the time this runs the callback has already claimed its interaction.
         Slash commands go through the command tree."""
-        data: Any = interaction.data or {}
+        data: Any = interaction.data if isinstance(interaction.data, dict) else {}
         custom_id = data.get("custom_id")
         if interaction.type == discord.InteractionType.component:
             if not take(interaction, "on_interaction"):

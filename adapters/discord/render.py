@@ -212,14 +212,14 @@ def modal_values(components: object) -> dict[str, str]:
     """``{custom_id: value}`` from a MODAL_SUBMIT payload's components (Labels, action rows,
     text inputs, selects), tolerant of anything malformed."""
     values: dict[str, str] = {}
-
-    def walk(node: object) -> None:
+    stack: list[object] = [components]  # a loop, not recursion: nesting cannot exhaust the stack
+    while stack:
+        node = stack.pop()
         if isinstance(node, list):
-            for item in node:
-                walk(item)
-            return
+            stack.extend(reversed(node))
+            continue
         if not isinstance(node, dict):
-            return
+            continue
         cid = node.get("custom_id")
         if isinstance(cid, str):
             if isinstance(node.get("value"), str):
@@ -227,8 +227,5 @@ def modal_values(components: object) -> dict[str, str]:
             elif isinstance(node.get("values"), list):
                 picked = [v for v in node["values"] if isinstance(v, str)]
                 values[cid] = picked[0] if picked else ""
-        walk(node.get("components"))
-        walk(node.get("component"))
-
-    walk(components)
+        stack.extend((node.get("component"), node.get("components")))
     return values

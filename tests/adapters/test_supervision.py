@@ -219,6 +219,12 @@ async def test_a_broken_discord_connection_never_stops_slack(
             await discord.wait_until(lambda n=identifies: len(discord.identifies) > n, 10, "a reconnect")
             await discord_answers(discord, users)
         assert not serving.done()
+        # Interaction frames discord.py cannot parse do not even cost a reconnect.
+        identifies = len(discord.identifies)
+        for payload in (None, [], {"type": 3, "data": None}, {"id": "x", "token": 5}):
+            await discord.send_interaction(payload)
+        await discord_answers(discord, users)
+        assert len(discord.identifies) == identifies
     assert "starting it again" in caplog.text
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.exc_info]
