@@ -33,13 +33,13 @@ from bot.ids import ComponentId
 from bot.messages import Button
 from bot.prompts import PromptKey, Prompts
 from bot.refs import ConversationRef, Platform, UserRef
-from bot.sanitize import storable
 from bot.service.commands import Context
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
 
 from . import render
 from .port import Acks, reply_handle
+from .shape import answerable, command_problem, frame_problem, interaction_problem
 
 log = logging.getLogger("convene.discord")
 
@@ -70,11 +70,6 @@ ANSWERED_BY = "convene.answered_by"  # Interaction.extras key: the path that too
 # Gateway events whose failure must end the connection (the supervisor starts a fresh one); any
 # other event discord.py cannot parse is logged and dropped, and an interaction is still answered.
 SESSION_EVENTS = frozenset({"READY", "RESUMED"})
-# Interaction types a message can answer: a slash command, a click, a modal submit.
-ANSWERABLE = frozenset({2, 3, 5})
-_SNOWFLAKE = re.compile(r"[0-9]{1,20}")
-_TOKEN = re.compile(r"[A-Za-z0-9._-]{1,500}")
-MAX_DEPTH = 8  # interaction data nests 4 deep at most (a modal's Label > input); deeper is refused
 
 
 def intents() -> discord.Intents:
@@ -91,63 +86,6 @@ def take(interaction: discord.Interaction, by: str) -> bool:
         return False
     interaction.extras[ANSWERED_BY] = by
     return True
-
-
-def data_problem(data: Any) -> str | None:
-    """Why an interaction's ``data`` must not reach the core, or None: a string no database can
-    store (a lone surrogate, a NUL: Discord sends neither), or nesting deeper than any interaction."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, str):
-            if not storable(node):
-                return "a string that cannot be stored"
-        elif isinstance(node, dict | list):
-            if depth >= MAX_DEPTH:
-                return "nesting deeper than any interaction"
-            items = [*node.keys(), *node.values()] if isinstance(node, dict) else node
-            stack.extend((item, depth + 1) for item in items)
-    return None
-
-
-def command_problem(data: Any) -> str | None:
-    """Why discord.py's command tree cannot read a command's ``data`` safely, or None. The tree
-    indexes it directly in a task of its own, where a wrong shape would end in a traceback."""
-    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
-        return "a command without a name"
-    if not isinstance(data.get("type", 1), int):
-        return "a command type that is not a number"
-    guild_id = data.get("guild_id")
-    if guild_id is not None and not (isinstance(guild_id, str) and _SNOWFLAKE.fullmatch(guild_id)):
-        return "a command guild id that is not a snowflake"
-    if data.get("resolved") not in (None, {}):
-        return "resolved items no convene command takes"
-    stack: list[Any] = [data.get("options", [])]
-    while stack:
-        options = stack.pop()
-        if not isinstance(options, list):
-            return "options that are not a list"
-        for o in options:
-            if not isinstance(o, dict) or not isinstance(o.get("name"), str):
-                return "an option without a name"
-            if not isinstance(o.get("type", 0), int) or not isinstance(o.get("focused", False), bool):
-                return "an option of the wrong kind"
-            if not isinstance(o.get("value", ""), str | int | float):
-                return "an option value of the wrong kind"
-            if "options" in o:
-                stack.append(o["options"])
-    return None
-
-
-def interaction_problem(interaction: discord.Interaction) -> str | None:
-    """Why an interaction cannot be handled as a person's request, or None: no user (a guild
-    interaction without ``member``), or data or a name that must not reach the core."""
-    user: Any = interaction.user  # discord.py leaves MISSING when a guild interaction has no member
-    if not isinstance(user, discord.User | discord.Member):
-        return "an interaction without a user"
-    if not storable(user.display_name):
-        return "a display name that cannot be stored"
-    return data_problem(interaction.data)
 
 
 class RoundButton(discord.ui.DynamicItem[discord.ui.Item[Any]], template=ROUND_TEMPLATE):
@@ -253,6 +191,16 @@ class ConveneClient(discord.Client):
 
     def _guard_parser(self, event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
         def guarded(data: Any) -> None:
+            if event == "INTERACTION_CREATE":
+                if not answerable(data):
+                    # Nobody could answer it (Discord takes an answer only on its id and token), and
+                    # discord.py would carry an id or token of any type into every handler.
+                    log.info("discord: dropped an interaction with no id, token or type to answer")
+                    return
+                if (why := frame_problem(data) or self._clicked_message_problem(data)) is not None:
+                    log.warning("discord: refused an interaction: %s", why)
+                    self._answer_unreadable(data)
+                    return
             try:
                 parse(data)
             except Exception as err:
@@ -262,34 +210,34 @@ class ConveneClient(discord.Client):
 
         return guarded
 
-    def _answer_unreadable(self, data: Any) -> None:
-        """Tell the sender of an interaction discord.py could not parse, when its id and token read."""
-        bare = self._bare_interaction(data)
-        if bare is None:
-            log.info("discord: the unreadable interaction carries no id and token to answer")
-            return
-        task = asyncio.get_running_loop().create_task(self.say(bare, "malformed_request"))
-        self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
+    def _clicked_message_problem(self, data: dict[str, Any]) -> str | None:
+        """discord.py rebuilds a clicked message's view in a task of its own (the DynamicItem
+        dispatch), where a message it cannot read ends in a traceback: try that here first."""
+        if data["type"] != discord.InteractionType.component.value or "message" not in data:
+            return None
+        try:
+            message = discord.Message(state=self._connection, channel=None, data=data["message"])  # type: ignore[arg-type]
+            view = discord.ui.LayoutView if message.flags.components_v2 else discord.ui.View
+            view.from_message(message, timeout=None)
+        except Exception as err:
+            return f"a clicked message discord.py cannot rebuild ({fault(err)})"
+        return None
 
-    def _bare_interaction(self, data: Any) -> discord.Interaction | None:
-        """An interaction holding only what answering needs (id, token, type), or None."""
-        if not isinstance(data, dict) or data.get("type") not in ANSWERABLE:
-            return None
-        iid, token = data.get("id"), data.get("token")
-        if not (isinstance(iid, str) and _SNOWFLAKE.fullmatch(iid)):
-            return None
-        if not (isinstance(token, str) and _TOKEN.fullmatch(token)):
-            return None
+    def _answer_unreadable(self, data: dict[str, Any]) -> None:
+        """Tell the sender of an interaction discord.py could not parse: a bare interaction (only
+        its id, token and type, which `answerable` checked) is enough to answer it."""
         bare = {
-            "id": iid,
-            "token": token,
+            "id": data["id"],
+            "token": data["token"],
             "type": data["type"],
             "version": 1,
             "application_id": str(self.application_id or 0),
             "attachment_size_limit": 0,
         }
-        return discord.Interaction(data=bare, state=self._connection)  # type: ignore[arg-type]
+        interaction = discord.Interaction(data=bare, state=self._connection)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(self.say(interaction, "malformed_request"))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
 
     async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
         """An exception no handler took: logged without a traceback or payload (discord.py's
@@ -368,12 +316,11 @@ class ConveneClient(discord.Client):
         self.acks.begin(interaction.token)
         try:
             why = interaction_problem(interaction)
-            if why is not None:
-                work.close()
+            if why is None:
+                await work
+            else:
                 log.info("discord: refused an interaction: %s", why)
                 await self.say(interaction, "malformed_request")
-                return
-            await work
         except ServiceUnavailable:
             await self.say(interaction, "service_unavailable")
         except TimeoutError:
@@ -382,6 +329,7 @@ class ConveneClient(discord.Client):
             log.error("discord interaction failed: %s", fault(err))
             await self.say(interaction, "internal_error")
         finally:
+            work.close()  # when it never ran (refused): no "never awaited" warning
             self.acks.done(interaction.token)
 
     async def _form_or_defer(self, interaction: discord.Interaction, fetch: Any) -> None:

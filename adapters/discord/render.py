@@ -8,14 +8,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
+from adapters.faults import fault
 from bot.forms import Form, FormField
 from bot.messages import Button, Rendered
+
+log = logging.getLogger("convene.discord")
 
 MAX_CONTENT = 2000
 MAX_ROWS = 5
@@ -206,6 +211,11 @@ class FormModal(discord.ui.Modal):
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
         return None
+
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /, *_: Any) -> None:
+        # discord.py refreshes this modal from the submitted components before on_submit; one it
+        # cannot read changes nothing here (on_interaction answers the submit), so no traceback.
+        log.info("discord: a form submit discord.py could not read (%s)", fault(error))
 
 
 def modal_values(components: object) -> dict[str, str]:

@@ -74,6 +74,14 @@ UNPARSEABLE: dict[str, tuple[str, Callable[[JSON], None]]] = {
     "command with a guild id that is not a number": ("slash", put("guild-x", "guild_id")),
     "command with an application id that is not a number": ("slash", put("app", "application_id")),
     "command with a member that is a string": ("slash", put("alice", "member")),
+    # Read later, in discord.py's own tasks: checked before it parses the frame.
+    "command with a guild id of {}": ("slash", put({}, "guild_id")),
+    "click with a channel id of []": ("click", put([], "channel_id")),
+    "click on a message whose flags are an object": ("click", put({}, "message", "flags")),
+    "click on a message whose button id is an object": (
+        "click",
+        lambda payload: payload["message"]["components"][0]["components"][0].update(custom_id={}),
+    ),
 }
 
 
@@ -96,13 +104,23 @@ async def test_frames_discord_py_cannot_parse_are_answered_and_the_client_carrie
         assert await answered_privately(rig, rec) == rig.error_text("malformed_request")
         assert len(rec.attempts) == 1  # answered once
         await still_answers(rig)
-        assert "dropped a INTERACTION_CREATE event it could not read" in caplog.text
+        assert "event it could not read" in caplog.text or "refused an interaction" in caplog.text
         no_traceback(caplog)
 
 
 @pytest.mark.parametrize(
     "payload",
-    [None, [], "INTERACTION", 5, {"type": 3}, {"id": "1", "type": 3, "data": None}, {"token": "t"}],
+    [
+        None,
+        [],
+        "INTERACTION",
+        5,
+        {"type": 3},
+        {"id": "1", "type": 3, "data": None},
+        {"token": "t"},
+        {"id": "1", "type": 2, "token": {"a": 1}},  # discord.py would carry this token into every handler
+        {"id": "1", "type": [2], "token": "t"},
+    ],
     ids=repr,
 )
 async def test_frames_without_an_id_and_token_are_dropped_quietly(
@@ -112,7 +130,7 @@ async def test_frames_without_an_id_and_token_are_dropped_quietly(
     async with make_rig(tmp_path) as rig, rig.running():
         await rig.fake.send_interaction(payload)
         await still_answers(rig)
-        assert "carries no id and token to answer" in caplog.text
+        assert "dropped an interaction with no id, token or type to answer" in caplog.text
         no_traceback(caplog)
 
 
@@ -197,6 +215,13 @@ async def test_text_no_database_can_store_anywhere_in_an_interaction_is_refused(
         put([None], "data", "options"),
         put({"users": {"1": None}}, "data", "resolved"),
         put([{"name": "status", "type": 1, "options": [{"name": "x", "value": {}}]}], "data", "options"),
+        put([{"name": "link", "type": 1, "options": [{"name": "code", "type": 3}]}], "data", "options"),
+        put(
+            [{"name": "status", "type": 1, "options": [{"name": "u", "type": 6, "value": "1"}]}],
+            "data",
+            "options",
+        ),
+        put(0, "data", "type"),  # a context menu command: convene has none
     ],
 )
 async def test_commands_the_command_tree_cannot_read_are_refused_before_it_runs(
@@ -210,6 +235,19 @@ async def test_commands_the_command_tree_cannot_read_are_refused_before_it_runs(
         assert await answered_privately(rig, rec) == rig.error_text("malformed_request")
         await still_answers(rig)
         no_traceback(caplog)
+
+
+async def test_an_interaction_for_another_application_or_with_an_odd_name_is_refused(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        payload = rig.fake.slash("convene", "status", user=rig.users["alice"])
+        payload["application_id"] = "1"  # follow-ups on its token would go to another application
+        rec = await rig.fake.send_interaction(payload)
+        assert await answered_privately(rig, rec) == rig.error_text("malformed_request")
+        payload = rig.fake.slash("convene", "status", user=rig.users["alice"])
+        payload["member"]["user"]["username"] = 5
+        payload["member"]["user"]["global_name"] = None
+        rec = await rig.fake.send_interaction(payload)
+        assert await answered_privately(rig, rec) == rig.error_text("malformed_request")
 
 
 async def test_an_autocomplete_request_is_left_alone(
