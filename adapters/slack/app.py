@@ -47,7 +47,7 @@ from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
 
 from .port import SlackChatPort, escape, plain, split_text, to_mrkdwn
-from .shape import NO_RETRY, PayloadShape, malformed
+from .shape import PayloadShape, acked_in_socket_mode, malformed
 
 log = logging.getLogger("convene.slack")
 
@@ -67,6 +67,12 @@ MAX_PLACEHOLDER = 150
 MAX_INPUT = 3000
 MAX_SIGNATURE_AGE = 300  # seconds; Slack's own rule (and slack_sdk's SignatureVerifier)
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch: no trailing newline slips through
+# Delivery ids as Slack issues them; only these dedupe (two different payloads carrying the same odd
+# value are not one delivery twice).
+_TRIGGER = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}(\.[0-9a-f]{1,64})?")
+_EVENT_ID = re.compile(r"Ev[0-9A-Z]{1,32}")
+_VIEW_ID = re.compile(r"V[0-9A-Z]{1,32}")
+_URL = re.compile(r"https?://[^\s]{1,2000}")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
 
@@ -144,13 +150,21 @@ def _str(value: Any) -> str:
     return value
 
 
+def _delivery(value: Any, pattern: re.Pattern[str]) -> str | None:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
+
+
 def _by_trigger(trigger: Any) -> str | None:
     """A slash command's or click's request id: Slack gives each a fresh trigger id."""
-    return f"slack:{trigger}" if isinstance(trigger, str) and trigger else None
+    return f"slack:{trigger}" if _delivery(trigger, _TRIGGER) else None
 
 
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _response_url(body: Mapping[str, Any]) -> str | None:
+    """The payload's response_url, if it is one: it is stored with the private reply it carries."""
+    url = body.get("response_url")
+    if isinstance(url, str) and _URL.fullmatch(url) and storable(url):
+        return url
+    return None
 
 
 def _dig(body: Mapping[str, Any], *path: str) -> Any:
@@ -271,7 +285,10 @@ def _input_block_ids(view: Mapping[str, Any]) -> list[str]:
     return [
         b["block_id"]
         for b in blocks
-        if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+        if isinstance(b, dict)
+        and b.get("type") == "input"
+        and isinstance(b.get("block_id"), str)
+        and b["block_id"]
     ]
 
 
@@ -352,19 +369,25 @@ class SlackHandlers:
             actor=UserRef(Platform.SLACK, team, user, one_line(name)[:80]),  # stored on actions taken
             where=ConversationRef(Platform.SLACK, team, channel),
             # Slash commands and clicks carry a response_url for private replies; modals and events do not.
-            reply_handle=_opt_str(body.get("response_url")),
+            reply_handle=_response_url(body),
             request_id=request_id,
             is_convener=await self.conveners(user),
         )
 
-    async def open_form(self, form: Form | None, trigger_id: Any, channel_id: str) -> None:
-        if form is None or not isinstance(trigger_id, str):
+    async def open_form(self, ctx: Context, form: Form | None, trigger_id: Any) -> None:
+        """Show ``form`` as a modal; when Slack will not open it (a trigger expired or unreadable),
+        the person is told, never left with a click that did nothing."""
+        if form is None:
             return
-        view = form_view(form, channel_id, self.core.prompts.label)
+        if not isinstance(trigger_id, str) or not trigger_id:
+            await self.say_privately(ctx, "form_not_opened")
+            return
+        view = form_view(form, ctx.where.channel_id, self.core.prompts.label)
         try:
             await self.client.views_open(trigger_id=trigger_id, view=view)
-        except Exception as err:  # an expired trigger: the person clicks again
+        except Exception as err:
             log.warning("views.open failed: %s", _reason(err))
+            await self.say_privately(ctx, "form_not_opened")
 
     async def guarded(self, ctx: Context | None, work: Callable[[], Awaitable[None]]) -> None:
         """Run core work after the ack; storage trouble and bugs become a private apology."""
@@ -374,7 +397,7 @@ class SlackHandlers:
             if ctx is not None:
                 await self.say_privately(ctx, "service_unavailable")
         except Exception as err:
-            log.error("slack request failed: %s", type(err).__name__)
+            log.error("slack request failed: %s", fault(err))
             if ctx is not None:
                 await self.say_privately(ctx, "internal_error")
 
@@ -396,13 +419,13 @@ class SlackHandlers:
         """Tell the sender of a payload whose ids could not be read (no `Context`), where Slack gives a
         way: the payload's ``response_url``, else an ephemeral to its channel and user if those read."""
         port = SlackChatPort(self.client, pool=False)
-        url = body.get("response_url")
+        url = _response_url(body)
         channel = (
             _dig(body, "channel", "id") or _dig(body, "container", "channel_id") or body.get("channel_id")
         )
         user = _dig(body, "user", "id") or body.get("user_id")
         try:
-            if isinstance(url, str) and url.startswith(("https://", "http://")):
+            if url is not None:
                 await port.respond(url, self._error(code))
             elif _readable_id(channel) and _readable_id(user):
                 where = ConversationRef(Platform.SLACK, "", channel)
@@ -412,7 +435,7 @@ class SlackHandlers:
         except Exception as err:
             log.warning("could not tell a person about an error: %s", _reason(err))
 
-    def refused(self, body: Mapping[str, Any], why: str) -> BoltResponse:
+    def refused(self, body: Mapping[str, Any], why: str, status: int = 400) -> BoltResponse:
         """The answer to a payload that cannot be read (`PayloadShape`, `web_app`): logged by what was
         wrong (field names only); a form that can show an error keeps it on screen with what was
         typed, anything else is a 400 and its sender is told where Slack gives a way."""
@@ -427,7 +450,7 @@ class SlackHandlers:
             errors = {ids[0]: self.error_text("form_unreadable")}
             return BoltResponse(status=200, body={"response_action": "errors", "errors": errors})
         self.spawn(self.tell(body, "malformed_request"))
-        return malformed()
+        return malformed(status)
 
     def error_text(self, code: str) -> str:
         return plain(self.core.prompts.render(PromptKey.ERROR, {"code": code}))
@@ -475,28 +498,30 @@ def create_bolt_app(
     @bolt.middleware
     async def dedupe(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
         key: str | None = None
-        if body.get("type") == "event_callback" and isinstance(body.get("event_id"), str):
-            key = "ev:" + body["event_id"]
-        elif body.get("type") != "view_submission" and isinstance(body.get("trigger_id"), str):
-            key = "tr:" + body["trigger_id"]  # slash commands and clicks
+        if body.get("type") == "event_callback" and (event_id := _delivery(body.get("event_id"), _EVENT_ID)):
+            key = "ev:" + event_id
+        elif body.get("type") != "view_submission" and (
+            trigger := _delivery(body.get("trigger_id"), _TRIGGER)
+        ):
+            key = "tr:" + trigger  # slash commands and clicks
         if key is not None and not h.seen.first_time(key):
             return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
         return await next()
 
     @bolt.error
-    async def on_error(error: Exception, body: dict[str, Any]) -> BoltResponse:
+    async def on_error(error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
         """What no listener took, or what failed in one: logged without the payload (bolt's own
         handler logs a traceback, and its unhandled-request warning quotes the body); the sender is
         told where Slack gives a way. Never a 500."""
         if isinstance(error, BoltUnhandledRequestError):
-            kind = body.get("type") if body.get("type") in KNOWN_TYPES else "unknown"
-            log.info("slack: no listener takes this %s payload", kind)
-            code, status = "malformed_request", 404
-        else:
-            log.error("slack request failed: %s", fault(error))
-            code, status = "internal_error", 400
-        h.spawn(h.tell(body, code))
-        return BoltResponse(status=status, body={"error": "not handled"}, headers=dict(NO_RETRY))
+            kind = body.get("type")
+            kind = kind if isinstance(kind, str) and kind in KNOWN_TYPES else "unknown"
+            return acked_in_socket_mode(
+                request, h.refused(body, f"no listener takes this {kind} payload", 404)
+            )
+        log.error("slack request failed: %s", fault(error))
+        h.spawn(h.tell(body, "internal_error"))
+        return acked_in_socket_mode(request, malformed())
 
     def tracked(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         async def run(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -532,7 +557,7 @@ def create_bolt_app(
 
         async def work() -> None:
             form = await core.press(ctx, action_id)
-            await h.open_form(form, trigger, ctx.where.channel_id)
+            await h.open_form(ctx, form, trigger)
 
         h.spawn(h.guarded(ctx, work))
 
@@ -563,7 +588,7 @@ def create_bolt_app(
 
         async def work() -> None:
             form = await run_text(core, ctx, line)
-            await h.open_form(form, trigger, ctx.where.channel_id)
+            await h.open_form(ctx, form, trigger)
 
         h.spawn(h.guarded(ctx, work))
 
@@ -584,7 +609,9 @@ def create_bolt_app(
             await (h.say_privately(ctx, code) if ctx is not None else h.tell(body, code))
 
         try:
-            view_id = _str(view.get("id"))
+            view_id = _delivery(view.get("id"), _VIEW_ID)
+            if view_id is None:
+                raise Malformed
             ctx = await h.context(
                 body,
                 user_id=_dig(body, "user", "id"),
@@ -602,7 +629,7 @@ def create_bolt_app(
             await keep_open("service_unavailable")
             return
         except Exception as err:
-            log.error("slack view submission failed: %s", type(err).__name__)
+            log.error("slack view submission failed: %s", fault(err))
             await keep_open("internal_error")
             return
         shown = _errors_for_view(errors, view) if errors else {}
@@ -625,7 +652,9 @@ def create_bolt_app(
                 user_id=event.get("user"),
                 user_name="",
                 channel_id=event.get("channel"),
-                request_id=f"slack:{body.get('event_id')}",
+                request_id=f"slack:{event_id}"
+                if (event_id := _delivery(body.get("event_id"), _EVENT_ID))
+                else None,
             )
         except Malformed:
             log.info("refused a Slack message event whose ids cannot be read")

@@ -53,6 +53,8 @@ def _action_problem(action: Any) -> str | None:
 def problem(body: Mapping[str, Any]) -> str | None:
     """None when bolt and the listeners can read ``body``, else what is wrong (for the log: it names
     fields, never values)."""
+    if not _optional(body, "event", Mapping):  # bolt's IgnoringSelfEvents reads it on any payload
+        return "an event that is not an object"
     if "command" in body:
         for key in ("command", "text", "user_id", "channel_id", "team_id", "trigger_id", "response_url"):
             if not _optional(body, key, str):
@@ -111,8 +113,17 @@ def problem(body: Mapping[str, Any]) -> str | None:
 NO_RETRY = {"X-Slack-No-Retry": "1"}  # the same payload would be refused again; Slack retries events
 
 
-def malformed() -> BoltResponse:
-    return BoltResponse(status=400, body={"error": "malformed request"}, headers=dict(NO_RETRY))
+def malformed(status: int = 400) -> BoltResponse:
+    return BoltResponse(status=status, body={"error": "malformed request"}, headers=dict(NO_RETRY))
+
+
+def acked_in_socket_mode(req: AsyncBoltRequest, resp: BoltResponse) -> BoltResponse:
+    """Socket Mode acknowledges an envelope only on a 200; one left unacknowledged is retried and
+    shown to the person as a failure, although they have been told. So a refusal is an empty 200
+    there (an error inside a form, a 200 already, travels in the acknowledgement)."""
+    if req.mode == "socket_mode" and resp.status != 200:
+        return BoltResponse(status=200, body="")
+    return resp
 
 
 Answer = Callable[[Mapping[str, Any], str], BoltResponse]
@@ -135,8 +146,8 @@ class PayloadShape(AsyncMiddleware):
     ) -> BoltResponse | None:
         body: Any = req.body  # typed a dict; a JSON body can be anything
         if not isinstance(body, Mapping):
-            return self.answer({}, "a payload that is not an object")
+            return acked_in_socket_mode(req, self.answer({}, "a payload that is not an object"))
         why = problem(body)
         if why is None:
             return await next()
-        return self.answer(body, why)
+        return acked_in_socket_mode(req, self.answer(body, why))

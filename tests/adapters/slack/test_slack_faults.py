@@ -290,3 +290,102 @@ async def test_a_payload_no_listener_takes_is_answered_without_quoting_it(
         assert resp.status == 404
         assert "SECRET" not in caplog.text
         no_traceback(caplog)
+
+
+async def test_socket_mode_payloads_of_the_wrong_shape_are_refused_too(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shape check is bolt middleware, so it stands in front of Socket Mode as of HTTP."""
+    from adapters.slack.app import create_bolt_app
+    from adapters.slack.port import make_client
+
+    async with rig(fake_slack, tmp_path) as r:
+        config = r.app.config.slack.model_copy(update={"mode": "socket"})
+        bolt = create_bolt_app(
+            r.app.core, config, client=make_client(fake_slack.bot_token, fake_slack.base_url)
+        )
+        async with fake_slack.socket_mode(bolt):
+            click = fake_slack.payloads.block_actions("cv:abc:v:1:a", "x", user_id=USERS["alice"])
+            payload = {**click.payload, "actions": [None]}
+            ack = await fake_slack.socket_deliver(fake_slack.payloads.interactive(payload))
+            assert ack["envelope_id"]
+            await bolt.convene_handlers.wait_idle()  # type: ignore[attr-defined]
+            assert told_at(r, payload["response_url"]) == [error_text(r, "malformed_request")]
+        no_traceback(caplog)
+
+
+async def test_a_form_slack_will_not_open_is_said_so(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
+    """A trigger that expired or does not read: the click used to do nothing at all."""
+    async with rig(fake_slack, tmp_path) as r:
+        await r.form("maya", "start", {"title": "Round", "purpose": "Purpose", "template": "standard"})
+        for trigger in ("1.2.abc", None):
+            cmd = r.fake.payloads.slash_command(text="join", user_id=USERS["bob"], user_name="bob")
+            body = (
+                {**cmd.payload, "trigger_id": trigger}
+                if trigger
+                else {k: v for k, v in cmd.payload.items() if k != "trigger_id"}
+            )
+            assert (await post_json(r, json.dumps(body).encode())).status == 200
+        told = r.ephemerals_text("bob")
+        assert told.count("could not be opened in time") == 2
+
+
+async def test_a_form_no_listener_takes_keeps_its_text_on_screen(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path
+) -> None:
+    async with rig(fake_slack, tmp_path) as r:
+        sub = r.fake.payloads.view_submission(
+            "not-one-of-ours", {"text": {"text": "typed"}}, user_id=USERS["alice"], user_name="alice"
+        )
+        resp = await r.send(sub)
+        assert resp.status == 200
+        assert resp.json()["errors"] == {"text": r.handlers.error_text("form_unreadable")}
+
+
+async def test_a_response_url_that_is_not_one_is_never_stored(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It travels with the private reply in the outbox; a lone surrogate in it reached the driver."""
+    async with rig(fake_slack, tmp_path) as r:
+        cmd = r.fake.payloads.slash_command(text="status", user_id=USERS["alice"], user_name="alice")
+        for url in ("http://hooks.example/\ud800", "javascript:alert(1)"):
+            body = json.dumps({**cmd.payload, "response_url": url, "trigger_id": r.fake.new_trigger_id()})
+            assert (await post_json(r, body.encode())).status == 200
+        assert len(r.ephemerals("alice")) == 2  # answered in the channel instead
+        no_traceback(caplog)
+        assert "slack request failed" not in caplog.text
+
+
+async def test_an_event_field_of_the_wrong_kind_on_any_payload_is_refused(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """bolt's IgnoringSelfEvents reads ``event`` on every payload, not only on events."""
+    async with rig(fake_slack, tmp_path) as r:
+        cmd = r.fake.payloads.slash_command(text="status", user_id=USERS["alice"], user_name="alice")
+        resp = await post_json(r, json.dumps({**cmd.payload, "event": "x"}).encode())
+        assert resp.status == 400
+        assert told_at(r, cmd.payload["response_url"]) == [error_text(r, "malformed_request")]
+        no_traceback(caplog)
+
+
+async def test_input_blocks_whose_ids_are_not_text_are_not_used_for_errors(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with rig(fake_slack, tmp_path) as r:
+        await r.form("maya", "start", {"title": "Round", "purpose": "Purpose", "template": "standard"})
+        await r.form("alice", "join", {"sector": "resident"})
+        await r.command("alice", "contribute")
+        view = r.last_view()
+        blocks = [{**view["blocks"][-1], "block_id": ["text"]}, *view["blocks"]]
+        sub = r.fake.payloads.view_submission(
+            view["callback_id"],
+            {"text": {"text": ""}},
+            private_metadata=view["private_metadata"],
+            user_id=USERS["alice"],
+            blocks=blocks,
+        )
+        resp = await r.send(sub)
+        assert resp.status == 200
+        assert list(resp.json()["errors"]) == ["text"]  # the empty idea, on the block Slack knows
+        no_traceback(caplog)
+        assert "failed" not in caplog.text
