@@ -197,7 +197,7 @@ class ConveneClient(discord.Client):
                     # discord.py would carry an id or token of any type into every handler.
                     log.info("discord: dropped an interaction with no id, token or type to answer")
                     return
-                if (why := frame_problem(data) or self._clicked_message_problem(data)) is not None:
+                if (why := frame_problem(data)) is not None:
                     log.warning("discord: refused an interaction: %s", why)
                     self._answer_unreadable(data)
                     return
@@ -209,19 +209,6 @@ class ConveneClient(discord.Client):
                     self._answer_unreadable(data)
 
         return guarded
-
-    def _clicked_message_problem(self, data: dict[str, Any]) -> str | None:
-        """discord.py rebuilds a clicked message's view in a task of its own (the DynamicItem
-        dispatch), where a message it cannot read ends in a traceback: try that here first."""
-        if data["type"] != discord.InteractionType.component.value or "message" not in data:
-            return None
-        try:
-            message = discord.Message(state=self._connection, channel=None, data=data["message"])  # type: ignore[arg-type]
-            view = discord.ui.LayoutView if message.flags.components_v2 else discord.ui.View
-            view.from_message(message, timeout=None)
-        except Exception as err:
-            return f"a clicked message discord.py cannot rebuild ({fault(err)})"
-        return None
 
     def _answer_unreadable(self, data: dict[str, Any]) -> None:
         """Tell the sender of an interaction discord.py could not parse: a bare interaction (only

@@ -22,6 +22,10 @@ ANSWERABLE = frozenset({2, 3, 5})
 OPTION_TYPES = frozenset({1, 2, 3, 4, 5})
 _SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 _TOKEN = re.compile(r"[A-Za-z0-9._-]{1,500}")
+MESSAGE_COMPONENT = 3  # an interaction type: a click
+ACTION_ROW, BUTTON = 1, 2  # component types
+COMPONENTS_V2 = 1 << 15  # a message flag
+MAX_ROWS = MAX_ROW_BUTTONS = 5
 MAX_DEPTH = 8  # interaction data nests 4 deep at most (a modal's Label > input); deeper is refused
 
 
@@ -40,12 +44,14 @@ def answerable(data: Any) -> bool:
 
 
 def frame_problem(data: dict[str, Any]) -> str | None:
-    """Ids discord.py keeps as they come and converts only later, in tasks of its own: a guild id
-    of ``{}`` passes its parser and breaks the command tree."""
+    """What discord.py keeps as it comes and reads only later, in tasks of its own: ids (a guild id
+    of ``{}`` passes its parser and breaks the command tree) and a clicked message."""
     for key in ("guild_id", "channel_id", "application_id"):
         value = data.get(key)
         if value is not None and not (isinstance(value, str) and _SNOWFLAKE.fullmatch(value)):
             return f"a {key} that is not a snowflake"
+    if data["type"] == MESSAGE_COMPONENT and "message" in data:
+        return clicked_message_problem(data["message"])
     return None
 
 
@@ -112,3 +118,36 @@ def interaction_problem(interaction: discord.Interaction) -> str | None:
     if not isinstance(name, str) or not storable(name):
         return "a display name that cannot be stored"  # it is kept on the actions people take
     return data_problem(interaction.data)
+
+
+def clicked_message_problem(message: Any) -> str | None:
+    """Why discord.py could not rebuild a clicked message's view, or None. It does so in a task of
+    its own (the DynamicItem dispatch), where an error is a traceback; convene's messages carry
+    rows of buttons only, so anything else in one is refused first. A check of the raw payload:
+    rebuilding the view here would cost ~90 µs of every vote click."""
+    if not isinstance(message, dict):
+        return "a clicked message that is not an object"
+    flags = message.get("flags", 0)
+    if not isinstance(flags, int) or flags & COMPONENTS_V2:
+        return "a clicked message with flags convene never sets"
+    rows = message.get("components")  # discord.py sets Message.components only when the key is there
+    if not isinstance(rows, list) or len(rows) > MAX_ROWS:
+        return "a clicked message whose components are not rows"
+    for row in rows:
+        if not isinstance(row, dict) or row.get("type") != ACTION_ROW:
+            return "a clicked message with a component that is not a row"
+        buttons = row.get("components", [])
+        if not isinstance(buttons, list) or len(buttons) > MAX_ROW_BUTTONS:
+            return "a clicked message with a row that is not of buttons"
+        for b in buttons:
+            if not isinstance(b, dict) or b.get("type") != BUTTON or not isinstance(b.get("style"), int):
+                return "a clicked message with a component that is not a button"
+            if any(not isinstance(b.get(k, ""), str) for k in ("custom_id", "url", "label")):
+                return "a clicked message with a button field that is not text"
+            if "custom_id" in b and ("url" in b or "sku_id" in b):
+                return "a clicked message with a button both linked and clickable"
+            if not isinstance(b.get("disabled", False), bool) or not isinstance(b.get("id", 0), int):
+                return "a clicked message with a button field of the wrong kind"
+            if b.get("emoji") is not None and not isinstance(b.get("emoji"), dict):
+                return "a clicked message with an emoji that is not an object"
+    return None

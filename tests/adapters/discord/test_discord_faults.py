@@ -78,6 +78,11 @@ UNPARSEABLE: dict[str, tuple[str, Callable[[JSON], None]]] = {
     "command with a guild id of {}": ("slash", put({}, "guild_id")),
     "click with a channel id of []": ("click", put([], "channel_id")),
     "click on a message whose flags are an object": ("click", put({}, "message", "flags")),
+    "click on a message without components": ("click", drop("message", "components")),
+    "click on a message with seven rows": (
+        "click",
+        lambda payload: payload["message"].update(components=payload["message"]["components"] * 7),
+    ),
     "click on a message whose button id is an object": (
         "click",
         lambda payload: payload["message"]["components"][0]["components"][0].update(custom_id={}),
