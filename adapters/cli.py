@@ -10,10 +10,11 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from adapters.faults import Backoff, supervise
 from bot import __version__
 from bot.app import App
 from bot.config import AppConfig, ConfigError, load_config
@@ -25,6 +26,8 @@ from bot.ports import ChatPort
 from bot.prompts import Prompts
 
 log = logging.getLogger("convene")
+
+Starter = Callable[[App], Coroutine[Any, Any, None]]  # runs one adapter until app.stop
 
 
 def _say(text: str) -> None:
@@ -300,27 +303,22 @@ async def _run(cfg: AppConfig) -> int:
 
         return await run_console(cfg)
     ports: dict[str, ChatPort] = {}
-    starters: list[Callable[[App], Coroutine[Any, Any, None]]] = []
-    try:
-        if cfg.slack.enabled:
-            try:
-                from adapters.slack import runner as slack_runner
-            except ImportError:
-                return _fail("Slack is enabled but its extra is not installed: pip install 'convene[slack]'")
-            ports["slack"] = slack_runner.make_port(cfg.slack)
-            starters.append(lambda app: slack_runner.run_slack(app, cfg.slack, app.stop))
-        if cfg.discord.enabled:
-            try:
-                from adapters.discord import runner as discord_runner
-            except ImportError:
-                return _fail(
-                    "Discord is enabled but its extra is not installed: pip install 'convene[discord]'"
-                )
-            discord_runner.token_from_env(cfg.discord)  # fail early, naming the variable
-            ports["discord"] = discord_runner.make_port()
-            starters.append(lambda app: discord_runner.run_discord(app, cfg.discord, app.stop))
-    except ValueError as err:
-        return _fail(str(err))
+    starters: dict[str, Starter] = {}
+    if cfg.slack.enabled:
+        try:
+            from adapters.slack import runner as slack_runner
+        except ImportError:
+            return _fail("Slack is enabled but its extra is not installed: pip install 'convene[slack]'")
+        ports["slack"] = slack_runner.make_port(cfg.slack)  # a missing token: ConfigError, exit 2
+        starters["slack"] = lambda app: slack_runner.run_slack(app, cfg.slack, app.stop)
+    if cfg.discord.enabled:
+        try:
+            from adapters.discord import runner as discord_runner
+        except ImportError:
+            return _fail("Discord is enabled but its extra is not installed: pip install 'convene[discord]'")
+        discord_runner.token_from_env(cfg.discord)  # fail early, naming the variable
+        ports["discord"] = discord_runner.make_port()
+        starters["discord"] = lambda app: discord_runner.run_discord(app, cfg.discord, app.stop)
     app = await build_app(cfg, ports)
     # Long-lived start-up objects (config, prompts, SDK modules) leave the garbage collector's
     # view, so full collections stay short and do not show up as ack latency.
@@ -330,12 +328,23 @@ async def _run(cfg: AppConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, app.stop.set)
+    return await _serve(app, starters)
+
+
+async def _serve(app: App, starters: Mapping[str, Starter], backoff: Backoff | None = None) -> int:
+    """Each adapter under its own supervisor until ``app.stop``: a failure restarts that adapter
+    alone. Only configuration an adapter refuses at its first start (a missing secret, a refused
+    token) ends the run, with exit code 2."""
     failure = ""
     try:
         async with asyncio.TaskGroup() as tg:
-            for start in starters:
-                tg.create_task(start(app))
-    except* ValueError as group:
+            for name, start in starters.items():
+
+                def run(start: Starter = start) -> Awaitable[None]:
+                    return start(app)
+
+                tg.create_task(supervise(name, run, app.stop, backoff), name=f"convene-{name}")
+    except* ConfigError as group:
         failure = "; ".join(str(e) for e in group.exceptions)
     finally:
         await app.aclose()
@@ -347,10 +356,7 @@ async def _discord_sync(cfg: AppConfig, guild: str | None) -> int:
         from adapters.discord import runner as discord_runner
     except ImportError:
         return _fail("the Discord extra is not installed: pip install 'convene[discord]'")
-    try:
-        await discord_runner.sync_commands(cfg.discord, guild)
-    except ValueError as err:
-        return _fail(str(err))
+    await discord_runner.sync_commands(cfg.discord, guild)  # a missing or refused token: ConfigError
     _say("Discord commands registered")
     return 0
 

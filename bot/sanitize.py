@@ -31,3 +31,18 @@ def canonical_text(text: str) -> str:
 
 def one_line(text: str) -> str:
     return " ".join(canonical_text(text).split())
+
+
+def storable(text: str) -> bool:
+    """Whether ``text`` can reach the database as it is: no lone surrogate (it is not UTF-8 at all)
+    and no NUL (PostgreSQL refuses it in text). No platform sends either; adapters refuse ids and
+    codes holding one, and free text is made canonical by `canonical_text`."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

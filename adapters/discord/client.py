@@ -17,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import discord
 from discord import app_commands
 
+from adapters.faults import fault
 from bot.config import DiscordConfig
 from bot.domain.commands import Context
 from bot.domain.errors import DomainError
@@ -38,6 +41,7 @@ from bot.service.textcmd import run_text
 
 from . import render
 from .port import Acks, reply_handle
+from .shape import answerable, command_problem, frame_problem, interaction_problem
 
 log = logging.getLogger("convene.discord")
 
@@ -50,6 +54,9 @@ PAGE_TEMPLATE = r"cvp:(?P<page>\d{1,2}):(?P<form>cv:.+)"
 _PAGE = re.compile(PAGE_TEMPLATE)
 DRAFT_TTL = 15 * 60.0
 ANSWERED_BY = "convene.answered_by"  # Interaction.extras key: the path that took the interaction
+# Gateway events whose failure must end the connection (the supervisor starts a fresh one); any
+# other event discord.py cannot parse is logged and dropped, and an interaction is still answered.
+SESSION_EVENTS = frozenset({"READY", "RESUMED"})
 
 
 def intents() -> discord.Intents:
@@ -149,13 +156,81 @@ class ConveneClient(discord.Client):
         self.acks = acks or Acks()
         self.tree = app_commands.CommandTree(self)
         self.tree.on_error = self._on_tree_error  # type: ignore[method-assign]
+        self.tree.interaction_check = self._command_check  # type: ignore[method-assign]
         self.registry = core.registry if core is not None else build_registry()
         self.tree.add_command(build_group(prompts, self.registry))
         self._drafts: dict[tuple[str, str], _Draft] = {}
         self.core_timeout = CORE_TIMEOUT
+        self._answering: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
         self.add_dynamic_items(*DYNAMIC_ITEMS)
+
+    # --- frames discord.py cannot read ----------------------------------------------------------
+
+    def _get_state(self, **options: Any) -> Any:
+        """discord.py's connection state, with every gateway event parser but READY/RESUMED guarded:
+        an exception in a parser used to end ``Client.start()`` (and with it the whole process)."""
+        state = super()._get_state(**options)
+        for event, parse in list(state.parsers.items()):
+            if event not in SESSION_EVENTS:
+                state.parsers[event] = self._guard_parser(event, parse)
+        return state
+
+    def _guard_parser(self, event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+        def guarded(data: Any) -> None:
+            if event == "INTERACTION_CREATE":
+                if not answerable(data):
+                    # Nobody could answer it (Discord takes an answer only on its id and token), and
+                    # discord.py would carry an id or token of any type into every handler.
+                    log.info("discord: dropped an interaction with no id, token or type to answer")
+                    return
+                if (why := frame_problem(data)) is not None:
+                    log.warning("discord: refused an interaction: %s", why)
+                    self._answer_unreadable(data)
+                    return
+            try:
+                parse(data)
+            except Exception as err:
+                log.warning("discord: dropped a %s event it could not read (%s)", event, fault(err))
+                if event == "INTERACTION_CREATE":
+                    self._answer_unreadable(data)
+
+        return guarded
+
+    def _answer_unreadable(self, data: dict[str, Any]) -> None:
+        """Tell the sender of an interaction discord.py could not parse: a bare interaction (only
+        its id, token and type, which `answerable` checked) is enough to answer it."""
+        bare = {
+            "id": data["id"],
+            "token": data["token"],
+            "type": data["type"],
+            "version": 1,
+            "application_id": str(self.application_id or 0),
+            "attachment_size_limit": 0,
+        }
+        interaction = discord.Interaction(data=bare, state=self._connection)  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(self.say(interaction, "malformed_request"))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """An exception no handler took: logged without a traceback or payload (discord.py's
+        default prints both)."""
+        err = sys.exc_info()[1]
+        log.error("discord: %s failed (%s)", event_method, fault(err) if err else "no exception")
+
+    async def _command_check(self, interaction: discord.Interaction) -> bool:
+        """The command tree's gate (``interaction_check``): a command whose data the tree cannot
+        read is answered here, before the tree indexes it in a task of its own."""
+        if interaction.type is not discord.InteractionType.application_command:
+            return False  # autocomplete: no convene command offers any
+        why = command_problem(interaction.data)
+        if why is None:
+            return True
+        log.info("discord: refused a command: %s", why)
+        await self._guarded(interaction, self._refuse(interaction, "malformed_request", thinking=True))
+        return False
 
     # --- people and places --------------------------------------------------------------------
 
@@ -205,22 +280,31 @@ class ConveneClient(discord.Client):
                 )
         except discord.HTTPException as err:
             log.warning("could not tell the person about %s: %s", code, err.status)
+        except Exception as err:  # an answer discord.py could not read back, for one
+            log.warning("could not tell the person about %s (%s)", code, fault(err))
         finally:
             self.acks.done(interaction.token)
 
     async def _guarded(self, interaction: discord.Interaction, work: Any) -> None:
-        """Run ``work`` (a coroutine) so that nothing escapes as a traceback to the person."""
+        """Run ``work`` (a coroutine) so that nothing escapes as a traceback to the person. An
+        interaction that must not reach the core (`interaction_problem`) is refused here."""
         self.acks.begin(interaction.token)
         try:
-            await work
+            why = interaction_problem(interaction)
+            if why is None:
+                await work
+            else:
+                log.info("discord: refused an interaction: %s", why)
+                await self.say(interaction, "malformed_request")
         except ServiceUnavailable:
             await self.say(interaction, "service_unavailable")
         except TimeoutError:
             await self.say(interaction, "busy_try_again")
-        except Exception:
-            log.exception("discord interaction failed")
+        except Exception as err:
+            log.error("discord interaction failed: %s", fault(err))
             await self.say(interaction, "internal_error")
         finally:
+            work.close()  # when it never ran (refused): no "never awaited" warning
             self.acks.done(interaction.token)
 
     async def _form_or_defer(self, interaction: discord.Interaction, fetch: Any) -> None:
@@ -336,7 +420,7 @@ class ConveneClient(discord.Client):
         calls ``ViewStore.dispatch_view`` first), and that task reaches the item's callback without
         suspending, so by the time this runs the callback has already claimed its interaction.
         Slash commands go through the command tree."""
-        data: Any = interaction.data or {}
+        data: Any = interaction.data if isinstance(interaction.data, dict) else {}
         custom_id = data.get("custom_id")
         if interaction.type == discord.InteractionType.component:
             if not take(interaction, "on_interaction"):

@@ -8,14 +8,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
+from adapters.faults import fault
 from bot.forms import Form, FormField
 from bot.messages import Button, Rendered
+
+log = logging.getLogger("convene.discord")
 
 MAX_CONTENT = 2000
 MAX_ROWS = 5
@@ -207,19 +212,24 @@ class FormModal(discord.ui.Modal):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         return None
 
+    async def on_error(self, interaction: discord.Interaction, error: Exception, /, *_: Any) -> None:
+        # discord.py refreshes this modal from the submitted components before on_submit; one it
+        # cannot read changes nothing here (on_interaction answers the submit), so no traceback.
+        log.info("discord: a form submit discord.py could not read (%s)", fault(error))
+
 
 def modal_values(components: object) -> dict[str, str]:
     """``{custom_id: value}`` from a MODAL_SUBMIT payload's components (Labels, action rows,
     text inputs, selects), tolerant of anything malformed."""
     values: dict[str, str] = {}
-
-    def walk(node: object) -> None:
+    stack: list[object] = [components]  # a loop, not recursion: nesting cannot exhaust the stack
+    while stack:
+        node = stack.pop()
         if isinstance(node, list):
-            for item in node:
-                walk(item)
-            return
+            stack.extend(reversed(node))
+            continue
         if not isinstance(node, dict):
-            return
+            continue
         cid = node.get("custom_id")
         if isinstance(cid, str):
             if isinstance(node.get("value"), str):
@@ -227,8 +237,5 @@ def modal_values(components: object) -> dict[str, str]:
             elif isinstance(node.get("values"), list):
                 picked = [v for v in node["values"] if isinstance(v, str)]
                 values[cid] = picked[0] if picked else ""
-        walk(node.get("components"))
-        walk(node.get("component"))
-
-    walk(components)
+        stack.extend((node.get("component"), node.get("components")))
     return values

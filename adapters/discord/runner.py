@@ -14,7 +14,7 @@ import discord.http
 import yarl
 
 from bot.app import App
-from bot.config import DiscordConfig
+from bot.config import ConfigError, DiscordConfig
 from bot.prompts import Prompts
 
 from .client import ConveneClient, client_class
@@ -26,10 +26,20 @@ log = logging.getLogger("convene.discord")
 def token_from_env(config: DiscordConfig) -> str:
     token = os.environ.get(config.token_env, "").strip()
     if not token:
-        raise ValueError(
+        raise ConfigError(
             f"discord: the bot token is missing; set the environment variable {config.token_env}"
         )
     return token
+
+
+def refused(err: discord.DiscordException, config: DiscordConfig) -> ConfigError | None:
+    """What Discord refuses for good, as the configuration error it is (anything else is a fault
+    the supervisor restarts from)."""
+    if isinstance(err, discord.LoginFailure):
+        return ConfigError(f"discord: the bot token in {config.token_env} was refused")
+    if isinstance(err, discord.PrivilegedIntentsRequired):
+        return ConfigError("discord: the bot asked for an intent the application does not allow")
+    return None
 
 
 def apply_overrides(config: DiscordConfig) -> None:
@@ -59,8 +69,9 @@ def make_client(
 
 
 async def run_discord(app: App, config: DiscordConfig, stop: asyncio.Event, **overrides: Any) -> None:
-    """Run the Discord adapter until ``stop`` is set (or the client fails). The token comes from the
-    environment variable ``config.token_env``; a missing one raises ``ValueError`` naming it."""
+    """Run the Discord adapter until ``stop`` is set, or until the client fails (the supervisor in
+    ``adapters.faults`` then starts a fresh one). The token comes from the environment variable
+    ``config.token_env``; a missing or refused one raises ``ConfigError`` naming it."""
     token = token_from_env(config)
     apply_overrides(config)
     client = make_client(app, config, **overrides)
@@ -71,11 +82,17 @@ async def run_discord(app: App, config: DiscordConfig, stop: asyncio.Event, **ov
     finally:
         stopper.cancel()
         await client.close()
-        if runner.done():
-            runner.result()  # re-raise a start-up failure (LoginFailure, PrivilegedIntentsRequired...)
-        else:
+        if not runner.done():
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(runner, 10)
+    if stop.is_set() or not runner.done() or runner.cancelled():
+        return
+    err = runner.exception()
+    if err is not None:
+        config_error = refused(err, config) if isinstance(err, discord.DiscordException) else None
+        if config_error is not None:
+            raise config_error from None
+        raise err
 
 
 async def sync_commands(
@@ -89,7 +106,10 @@ async def sync_commands(
     targets = [guild_id] if guild_id else list(config.guild_ids)
     done: list[str] = []
     try:
-        await client.login(token)
+        try:
+            await client.login(token)
+        except discord.LoginFailure as err:
+            raise refused(err, config) or err from None
         if not targets:
             await client.tree.sync()
             done.append("global")

@@ -21,17 +21,20 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeGuard
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.internals import parse_body
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.faults import fault
 from bot.config import SlackConfig
 from bot.domain.commands import Audience, Context
 from bot.domain.errors import DomainError
@@ -39,14 +42,20 @@ from bot.forms import Form, FormField
 from bot.messages import Block, Rendered
 from bot.prompts import PromptKey
 from bot.refs import ConversationRef, Platform, UserRef
+from bot.sanitize import one_line, storable
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
 
 from .port import SlackChatPort, escape, plain, split_text, to_mrkdwn
+from .shape import PayloadShape, acked_in_socket_mode, malformed
 
 log = logging.getLogger("convene.slack")
 
 COMMAND = "/convene"
+# Payload types a log line may name (anything else is logged as "unknown": no payload text in logs).
+KNOWN_TYPES = frozenset(
+    {"block_actions", "view_submission", "view_closed", "shortcut", "message_action", "event_callback"}
+)
 ACTION_PATTERN = re.compile(r"^cv:")
 MAX_MODAL_TITLE = 24
 MAX_MODAL_BLOCKS = 100
@@ -57,7 +66,13 @@ MAX_OPTIONS = 100
 MAX_PLACEHOLDER = 150
 MAX_INPUT = 3000
 MAX_SIGNATURE_AGE = 300  # seconds; Slack's own rule (and slack_sdk's SignatureVerifier)
-_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch: no trailing newline slips through
+# Delivery ids as Slack issues them; only these dedupe (two different payloads carrying the same odd
+# value are not one delivery twice).
+_TRIGGER = re.compile(r"[0-9]{1,20}\.[0-9]{1,20}(\.[0-9a-f]{1,64})?")
+_EVENT_ID = re.compile(r"Ev[0-9A-Z]{1,32}")
+_VIEW_ID = re.compile(r"V[0-9A-Z]{1,32}")
+_URL = re.compile(r"https?://[^\s]{1,2000}")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
 
@@ -166,18 +181,26 @@ class AudienceCheck:
 
 
 def _str(value: Any) -> str:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise Malformed
     return value
 
 
+def _delivery(value: Any, pattern: re.Pattern[str]) -> str | None:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
+
+
 def _by_trigger(trigger: Any) -> str | None:
     """A slash command's or click's request id: Slack gives each a fresh trigger id."""
-    return f"slack:{trigger}" if isinstance(trigger, str) and trigger else None
+    return f"slack:{trigger}" if _delivery(trigger, _TRIGGER) else None
 
 
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+def _response_url(body: Mapping[str, Any]) -> str | None:
+    """The payload's response_url, if it is one: it is stored with the private reply it carries."""
+    url = body.get("response_url")
+    if isinstance(url, str) and _URL.fullmatch(url) and storable(url):
+        return url
+    return None
 
 
 def _dig(body: Mapping[str, Any], *path: str) -> Any:
@@ -298,7 +321,10 @@ def _input_block_ids(view: Mapping[str, Any]) -> list[str]:
     return [
         b["block_id"]
         for b in blocks
-        if isinstance(b, dict) and b.get("type") == "input" and b.get("block_id")
+        if isinstance(b, dict)
+        and b.get("type") == "input"
+        and isinstance(b.get("block_id"), str)
+        and b["block_id"]
     ]
 
 
@@ -378,23 +404,29 @@ class SlackHandlers:
         channel = _str(channel_id)
         name = user_name if isinstance(user_name, str) else ""
         return Context(
-            actor=UserRef(Platform.SLACK, team, user, name[:80]),
+            actor=UserRef(Platform.SLACK, team, user, one_line(name)[:80]),  # stored on actions taken
             where=ConversationRef(Platform.SLACK, team, channel),
             # Slash commands and clicks carry a response_url for private replies; modals and events do not.
-            reply_handle=_opt_str(body.get("response_url")),
+            reply_handle=_response_url(body),
             request_id=request_id,
             is_convener=await self.conveners(user),
             audience=self.audiences.known(channel) if audience is None else audience,
         )
 
-    async def open_form(self, form: Form | None, trigger_id: Any, channel_id: str) -> None:
-        if form is None or not isinstance(trigger_id, str):
+    async def open_form(self, ctx: Context, form: Form | None, trigger_id: Any) -> None:
+        """Show ``form`` as a modal; when Slack will not open it (a trigger expired or unreadable),
+        the person is told, never left with a click that did nothing."""
+        if form is None:
             return
-        view = form_view(form, channel_id, self.core.prompts.label)
+        if not isinstance(trigger_id, str) or not trigger_id:
+            await self.say_privately(ctx, "form_not_opened")
+            return
+        view = form_view(form, ctx.where.channel_id, self.core.prompts.label)
         try:
             await self.client.views_open(trigger_id=trigger_id, view=view)
-        except Exception as err:  # an expired trigger: the person clicks again
+        except Exception as err:
             log.warning("views.open failed: %s", _reason(err))
+            await self.say_privately(ctx, "form_not_opened")
 
     async def guarded(self, ctx: Context | None, work: Callable[[], Awaitable[None]]) -> None:
         """Run core work after the ack; storage trouble and bugs become a private apology."""
@@ -404,27 +436,67 @@ class SlackHandlers:
             if ctx is not None:
                 await self.say_privately(ctx, "service_unavailable")
         except Exception as err:
-            log.error("slack request failed: %s", type(err).__name__)
+            log.error("slack request failed: %s", fault(err))
             if ctx is not None:
                 await self.say_privately(ctx, "internal_error")
 
-    async def refuse(self, ctx: Context | None, code: str) -> None:
-        if ctx is None:
-            log.warning("refused a malformed Slack payload from an unknown sender")
-            return
+    async def refuse(self, ctx: Context, code: str) -> None:
         await self.guarded(ctx, lambda: self.core.refuse(ctx, DomainError(code)))
+
+    def _error(self, code: str) -> Rendered:
+        return Rendered((Block(self.core.prompts.render(PromptKey.ERROR, {"code": code}, escape)),))
 
     async def say_privately(self, ctx: Context, code: str) -> None:
         """An error told directly (not through the outbox, which may be what is failing)."""
         port = SlackChatPort(self.client, pool=False)  # a rare path: no session to close
-        text = self.core.prompts.render(PromptKey.ERROR, {"code": code}, escape)
         try:
-            await port.post_private(ctx.where, ctx.actor.user_id, Rendered((Block(text),)), ctx.reply_handle)
+            await port.post_private(ctx.where, ctx.actor.user_id, self._error(code), ctx.reply_handle)
         except Exception as err:
             log.warning("could not tell a person about an error: %s", _reason(err))
 
+    async def tell(self, body: Mapping[str, Any], code: str) -> None:
+        """Tell the sender of a payload whose ids could not be read (no `Context`), where Slack gives a
+        way: the payload's ``response_url``, else an ephemeral to its channel and user if those read."""
+        port = SlackChatPort(self.client, pool=False)
+        url = _response_url(body)
+        channel = (
+            _dig(body, "channel", "id") or _dig(body, "container", "channel_id") or body.get("channel_id")
+        )
+        user = _dig(body, "user", "id") or body.get("user_id")
+        try:
+            if url is not None:
+                await port.respond(url, self._error(code))
+            elif _readable_id(channel) and _readable_id(user):
+                where = ConversationRef(Platform.SLACK, "", channel)
+                await port.post_private(where, user, self._error(code), None)
+            else:
+                log.info("refused a Slack payload whose sender cannot be reached")
+        except Exception as err:
+            log.warning("could not tell a person about an error: %s", _reason(err))
+
+    def refused(self, body: Mapping[str, Any], why: str, status: int = 400) -> BoltResponse:
+        """The answer to a payload that cannot be read (`PayloadShape`, `web_app`): logged by what was
+        wrong (field names only); a form that can show an error keeps it on screen with what was
+        typed, anything else is a 400 and its sender is told where Slack gives a way."""
+        log.info("refused a signed Slack payload: %s", why)
+        view = body.get("view")
+        ids = (
+            _input_block_ids(view)
+            if body.get("type") == "view_submission" and isinstance(view, Mapping)
+            else []
+        )
+        if ids:
+            errors = {ids[0]: self.error_text("form_unreadable")}
+            return BoltResponse(status=200, body={"response_action": "errors", "errors": errors})
+        self.spawn(self.tell(body, "malformed_request"))
+        return malformed(status)
+
     def error_text(self, code: str) -> str:
         return plain(self.core.prompts.render(PromptKey.ERROR, {"code": code}))
+
+
+def _readable_id(value: Any) -> TypeGuard[str]:
+    return isinstance(value, str) and _ID.fullmatch(value) is not None
 
 
 def _reason(err: Exception) -> str:
@@ -450,26 +522,45 @@ def create_bolt_app(
     """The bolt app. ``client`` carries the bot token and ``base_url=config.api_base_url`` (bolt's
     lazy ``auth.test`` goes there too). Without a signing secret (Socket Mode) request
     verification is off; HTTP mode also verifies in front of bolt (`web_app`)."""
+    h = SlackHandlers(core, config, client, ConvenerCheck(config, client), SeenIds(), AudienceCheck(client))
     bolt = AsyncApp(
         client=client,
         signing_secret=signing_secret or "",
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
         logger=logging.getLogger("convene.slack.bolt"),
+        before_authorize=PayloadShape(h.refused),  # before anything in bolt reads the body
+        raise_error_for_unhandled_request=True,  # to `on_error`, instead of a warning quoting the payload
     )
-    h = SlackHandlers(core, config, client, ConvenerCheck(config, client), SeenIds(), AudienceCheck(client))
     bolt.convene_handlers = h  # type: ignore[attr-defined]
 
     @bolt.middleware
     async def dedupe(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
         key: str | None = None
-        if body.get("type") == "event_callback" and isinstance(body.get("event_id"), str):
-            key = "ev:" + body["event_id"]
-        elif body.get("type") != "view_submission" and isinstance(body.get("trigger_id"), str):
-            key = "tr:" + body["trigger_id"]  # slash commands and clicks
+        if body.get("type") == "event_callback" and (event_id := _delivery(body.get("event_id"), _EVENT_ID)):
+            key = "ev:" + event_id
+        elif body.get("type") != "view_submission" and (
+            trigger := _delivery(body.get("trigger_id"), _TRIGGER)
+        ):
+            key = "tr:" + trigger  # slash commands and clicks
         if key is not None and not h.seen.first_time(key):
             return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
         return await next()
+
+    @bolt.error
+    async def on_error(error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
+        """What no listener took, or what failed in one: logged without the payload (bolt's own
+        handler logs a traceback, and its unhandled-request warning quotes the body); the sender is
+        told where Slack gives a way. Never a 500."""
+        if isinstance(error, BoltUnhandledRequestError):
+            kind = body.get("type")
+            kind = kind if isinstance(kind, str) and kind in KNOWN_TYPES else "unknown"
+            return acked_in_socket_mode(
+                request, h.refused(body, f"no listener takes this {kind} payload", 404)
+            )
+        log.error("slack request failed: %s", fault(error))
+        h.spawn(h.tell(body, "internal_error"))
+        return acked_in_socket_mode(request, malformed())
 
     def tracked(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         async def run(ack: AsyncAck, body: dict[str, Any]) -> None:
@@ -487,30 +578,25 @@ def create_bolt_app(
     @tracked
     async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        actions = body.get("actions")
-        action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
-        action_id, trigger = action.get("action_id"), body.get("trigger_id")
-        channel_id = _dig(body, "channel", "id") or _dig(body, "container", "channel_id")
-        if channel_id is None:  # a button inside one of our modals (none today)
-            channel_id = _metadata_channel(body.get("view"))
+        action_id, trigger = body["actions"][0]["action_id"], body.get("trigger_id")  # PayloadShape
         try:
             ctx = await h.context(
                 body,
                 user_id=_dig(body, "user", "id"),
                 user_name=_dig(body, "user", "username") or _dig(body, "user", "name"),
-                channel_id=channel_id,
+                channel_id=_action_channel(body),
                 request_id=_by_trigger(trigger),
             )
         except Malformed:
-            await h.refuse(None, "malformed_request")
+            h.spawn(h.tell(body, "malformed_request"))
             return
-        if not isinstance(action_id, str):
+        if not storable(action_id):
             await h.refuse(ctx, "malformed_request")
             return
 
         async def work() -> None:
             form = await core.press(ctx, action_id)
-            await h.open_form(form, trigger, ctx.where.channel_id)
+            await h.open_form(ctx, form, trigger)
 
         h.spawn(h.guarded(ctx, work))
 
@@ -528,9 +614,9 @@ def create_bolt_app(
                 request_id=_by_trigger(trigger),
             )
         except Malformed:
-            await h.refuse(None, "malformed_request")
+            h.spawn(h.tell(body, "malformed_request"))
             return
-        if not isinstance(text, str):
+        if not isinstance(text, str) or not storable(text):
             await h.refuse(ctx, "malformed_request")
             return
         if _is_direct(channel_id, body.get("channel_name")) and text.strip().lower() not in ("", "help"):
@@ -542,17 +628,30 @@ def create_bolt_app(
         async def work() -> None:
             here = replace(ctx, audience=await h.audiences(ctx.where.channel_id))
             form = await run_text(core, here, line)
-            await h.open_form(form, trigger, ctx.where.channel_id)
+            await h.open_form(here, form, trigger)
 
         h.spawn(h.guarded(ctx, work))
 
     @bolt.view(ACTION_PATTERN)
     @tracked
     async def on_view(ack: AsyncAck, body: dict[str, Any]) -> None:
-        view = body.get("view") if isinstance(body.get("view"), dict) else {}
-        assert isinstance(view, dict)
+        view = body["view"]  # an object with a string callback_id (PayloadShape)
+        ids = _input_block_ids(view)
+        ctx: Context | None = None
+
+        async def keep_open(code: str) -> None:
+            """The error on the form itself, which stays open with what was typed; a form without
+            inputs (none of ours) is closed and the sender told."""
+            if ids:
+                await ack(response_action="errors", errors={ids[0]: h.error_text(code)})
+                return
+            await ack()
+            await (h.say_privately(ctx, code) if ctx is not None else h.tell(body, code))
+
         try:
-            view_id = _str(view.get("id"))
+            view_id = _delivery(view.get("id"), _VIEW_ID)
+            if view_id is None:
+                raise Malformed
             ctx = await h.context(
                 body,
                 user_id=_dig(body, "user", "id"),
@@ -562,26 +661,18 @@ def create_bolt_app(
             )
             values = view_values(view)
         except Malformed:
-            await ack()
-            await h.refuse(None, "malformed_request")
+            await keep_open("form_unreadable")
             return
         # Before the ack, so briefly: the command that opened the form has usually cached it.
         ctx = replace(ctx, audience=await h.audiences(ctx.where.channel_id, timeout=1.0))
         try:
-            errors = await core.submit_form(ctx, str(view.get("callback_id")), values, inline_errors=True)
+            errors = await core.submit_form(ctx, view["callback_id"], values, inline_errors=True)
         except ServiceUnavailable:
-            # Keep the modal (and what was typed) open with the apology on the first field.
-            ids = _input_block_ids(view)
-            if ids:
-                await ack(response_action="errors", errors={ids[0]: h.error_text("service_unavailable")})
-            else:
-                await ack()
-                await h.say_privately(ctx, "service_unavailable")
+            await keep_open("service_unavailable")
             return
         except Exception as err:
-            log.error("slack view submission failed: %s", type(err).__name__)
-            await ack()
-            await h.say_privately(ctx, "internal_error")
+            log.error("slack view submission failed: %s", fault(err))
+            await keep_open("internal_error")
             return
         shown = _errors_for_view(errors, view) if errors else {}
         if shown:
@@ -594,8 +685,7 @@ def create_bolt_app(
     async def on_message(ack: AsyncAck, body: dict[str, Any]) -> None:
         """Ideas are never taken from DMs (workspace exports); say so, privately."""
         await ack()
-        event = body.get("event") if isinstance(body.get("event"), dict) else {}
-        assert isinstance(event, dict)
+        event = body["event"]  # an object (PayloadShape)
         if event.get("channel_type") not in ("im", "mpim") or event.get("bot_id") or event.get("subtype"):
             return
         try:
@@ -604,11 +694,13 @@ def create_bolt_app(
                 user_id=event.get("user"),
                 user_name="",
                 channel_id=event.get("channel"),
-                request_id=f"slack:{body.get('event_id')}",
+                request_id=f"slack:{event_id}"
+                if (event_id := _delivery(body.get("event_id"), _EVENT_ID))
+                else None,
                 audience=_flagged(body.get("is_ext_shared_channel")),
             )
         except Malformed:
-            await h.refuse(None, "malformed_request")
+            log.info("refused a Slack message event whose ids cannot be read")
             return
         await h.refuse(ctx, "direct_message")
 
@@ -622,16 +714,32 @@ def _flagged(ext_shared: Any) -> Audience | None:
     return None
 
 
+def _action_channel(body: Mapping[str, Any]) -> str:
+    """A click's channel: the message's, else (a button inside one of our modals; none today) the
+    one the modal's metadata carries. Raises Malformed when neither can be read."""
+    channel = _dig(body, "channel", "id") or _dig(body, "container", "channel_id")
+    return _str(channel) if channel is not None else _metadata_channel(body.get("view"))
+
+
 def _metadata_channel(view: Any) -> str:
     raw = _dig(view, "private_metadata") if isinstance(view, Mapping) else None
     try:
         data = json.loads(raw) if isinstance(raw, str) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not what form_view wrote
         raise Malformed from None
     return _str(data.get("c") if isinstance(data, dict) else None)
 
 
 # --- HTTP mode ----------------------------------------------------------------------------------
+
+
+def _parse_loosely(body: bytes, headers: Mapping[str, Any]) -> Any:
+    """The payload of a request bolt could not take, to find a way back to its sender; None if it
+    cannot be read at all."""
+    try:
+        return parse_body(body.decode("utf-8"), headers.get("content-type"))
+    except Exception:
+        return None
 
 
 def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float) -> bool:
@@ -668,24 +776,24 @@ def web_app(
         ):
             log.info("rejected a Slack request with a bad or stale signature")
             return web.json_response({"error": "invalid request"}, status=401)
+        headers: dict[str, str | Sequence[str]] = {k.lower(): v for k, v in request.headers.items()}
         try:
-            bolt_req = AsyncBoltRequest(
-                body=body.decode("utf-8"),
-                query=request.query_string,
-                headers={k.lower(): v for k, v in request.headers.items()},
-            )
-            parsed: Any = bolt_req.body
-        except (ValueError, TypeError, KeyError, AttributeError):
-            parsed = None
-        if not isinstance(parsed, dict) or not parsed:
-            log.info("refused a signed Slack request that could not be parsed")
-            return web.json_response({"error": "malformed request"}, status=400)
+            text = body.decode("utf-8")
+            bolt_req = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+        except Exception as err:
+            # Whatever reading it raises is the request's doing: not UTF-8 or JSON, nested deeper
+            # than the parser recurses (RecursionError), ids of a kind bolt's extractors cannot take.
+            loose = _parse_loosely(body, headers)
+            why = f"bolt could not read it ({fault(err)})"
+            return await to_aiohttp_response(h.refused(loose if isinstance(loose, Mapping) else {}, why))
         try:
             bolt_resp = await bolt.async_dispatch(bolt_req)
         except Exception as err:  # never a 500 with a traceback for what a request holds
-            log.warning("slack request dispatch failed: %s", type(err).__name__)
-            return web.json_response({"error": "malformed request"}, status=400)
+            log.error("slack request dispatch failed: %s", fault(err))
+            bolt_resp = malformed()
         return await to_aiohttp_response(bolt_resp)
+
+    h: SlackHandlers = bolt.convene_handlers  # type: ignore[attr-defined]
 
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post(path, handle)

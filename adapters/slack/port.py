@@ -295,6 +295,12 @@ class SlackChatPort:
                 else:
                     raise
 
+    async def respond(self, reply_handle: str, message: Rendered) -> None:
+        """Ephemeral, through the payload's ``response_url`` alone: the one way back to a sender whose
+        ids could not be read."""
+        for text, blocks in render_messages(message):
+            await self._respond(reply_handle, text, blocks)
+
     async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
         opened = await self._call("conversations_open", users=user_id)
         channel = opened.get("channel", {}).get("id") if isinstance(opened.get("channel"), dict) else None

@@ -20,9 +20,10 @@ from collections.abc import Mapping
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.app import App
-from bot.config import SlackConfig
+from bot.config import ConfigError, SlackConfig
 
 from .app import create_bolt_app, web_app
 from .port import SlackChatPort, make_client
@@ -30,10 +31,23 @@ from .port import SlackChatPort, make_client
 log = logging.getLogger("convene.slack")
 
 
+# What Slack answers for a token it will never accept: a configuration error, not a fault to retry.
+REFUSED_TOKEN = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+
+
 def secret(env: Mapping[str, str], name: str, what: str) -> str:
     value = env.get(name, "").strip()
     if not value:
-        raise ValueError(f"slack: the environment variable {name} ({what}) is not set")
+        raise ConfigError(f"slack: the environment variable {name} ({what}) is not set")
     return value
 
 
@@ -65,14 +79,23 @@ async def run_slack(
     app: App, config: SlackConfig, stop: asyncio.Event, *, env: Mapping[str, str] | None = None
 ) -> None:
     """Serve Slack until ``stop`` is set: Socket Mode (default) or HTTP on ``config.http``.
-    Raises ValueError naming the missing environment variable before connecting anything."""
+    Raises ConfigError naming a missing environment variable before connecting anything, or a token
+    Slack refuses; anything else that ends it early is a fault the supervisor restarts from."""
     env = os.environ if env is None else env
     bolt = make_bolt_app(app, config, env)
     freeze_startup_heap()
     if config.mode == "socket":
         app_token = secret(env, config.app_token_env, "the app-level token, xapp-...")
         handler = AsyncSocketModeHandler(bolt, app_token=app_token, web_client=bolt.client)
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        try:
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+        except SlackApiError as err:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+            if err.response.get("error") in REFUSED_TOKEN:
+                raise ConfigError(
+                    f"slack: the app-level token in {config.app_token_env} was refused"
+                ) from None
+            raise
         log.info("slack: connected in Socket Mode")
         try:
             await stop.wait()

@@ -331,6 +331,11 @@ class FakeSlackWebAPI:
         """Recorded calls, oldest first; all of them, or those to one method (``"response_url"`` too)."""
         return [c for c in self._calls if method is None or c.method == method]
 
+    def calls_since(self, index: int) -> list[RecordedCall]:
+        """Calls recorded after the first ``index`` (with ``len(fake.calls_since(0))`` as the next
+        index): what one step of a long run caused, without copying the whole record each time."""
+        return self._calls[index:]
+
     def methods(self) -> list[str]:
         return [c.method for c in self._calls]
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from adapters.discord.client import ConveneClient
 from adapters.discord.port import DiscordChatPort
 from adapters.discord.runner import make_client, make_port
@@ -186,14 +188,22 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def make_rig(tmp: Path, **fake_kw: Any) -> AsyncIterator[Rig]:
+async def make_rig(tmp: Path, *, engine: AsyncEngine | None = None, **fake_kw: Any) -> AsyncIterator[Rig]:
+    """``engine``: a database of the caller's (the ``engine`` fixture: PostgreSQL too), else SQLite."""
     guilds, users = world()
     async with FakeDiscord(guilds=guilds, **fake_kw) as fake:
         with fake.patch_discord():
             port = make_port()
             config = app_config(tmp / "convene.db", users["owner"]["id"])
             clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
-            app = await build_app(config, {"discord": port}, keys=MemoryKeyStore(), clock=clock)
+            app = await build_app(
+                config,
+                {"discord": port},
+                keys=MemoryKeyStore(),
+                clock=clock,
+                engine=engine,
+                migrate=engine is None,
+            )
             app.start_background()
             try:
                 yield Rig(fake, app, port, users, tmp)

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.discord.client import ContinueButton, ConveneClient, RoundButton
 from adapters.discord.runner import run_discord, sync_commands
-from bot.config import DiscordConfig
+from bot.config import ConfigError, DiscordConfig
 from bot.service.handlers import build_registry
 from tests.adapters.discord.rig import NONE, make_rig
 from tests.platform_fakes import discord_payloads as p
@@ -63,9 +63,9 @@ async def test_missing_token_names_the_variable(tmp_path: Path) -> None:
     async with make_rig(tmp_path) as rig:
         config = DiscordConfig(token_env="CONVENE_NO_SUCH_TOKEN")
         assert "CONVENE_NO_SUCH_TOKEN" not in os.environ
-        with pytest.raises(ValueError, match="CONVENE_NO_SUCH_TOKEN"):
+        with pytest.raises(ConfigError, match="CONVENE_NO_SUCH_TOKEN"):
             await run_discord(rig.app, config, asyncio.Event())
-        with pytest.raises(ValueError, match="CONVENE_NO_SUCH_TOKEN"):
+        with pytest.raises(ConfigError, match="CONVENE_NO_SUCH_TOKEN"):
             await sync_commands(config)
 
 

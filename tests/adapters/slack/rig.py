@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.slack.app import SlackHandlers, create_bolt_app, web_app
 from adapters.slack.port import BoundedRateLimitRetryHandler, SlackChatPort, make_client
@@ -134,7 +135,10 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(fake: FakeSlackWebAPI, tmp_path: Path, **conveners: Any) -> AsyncIterator[Rig]:
+async def rig(
+    fake: FakeSlackWebAPI, tmp_path: Path, *, engine: AsyncEngine | None = None, **conveners: Any
+) -> AsyncIterator[Rig]:
+    """``engine``: a database of the caller's (the ``engine`` fixture: PostgreSQL too), else SQLite."""
     config = AppConfig(
         database=DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path}/t.db"),
         slack=slack_config(fake, **conveners),
@@ -142,7 +146,14 @@ async def rig(fake: FakeSlackWebAPI, tmp_path: Path, **conveners: Any) -> AsyncI
     port = SlackChatPort(
         make_client(fake.bot_token, fake.base_url, retry_handlers=[BoundedRateLimitRetryHandler()])
     )
-    app = await build_app(config, {"slack": port}, keys=MemoryKeyStore(), clock=FixedClock())
+    app = await build_app(
+        config,
+        {"slack": port},
+        keys=MemoryKeyStore(),
+        clock=FixedClock(),
+        engine=engine,
+        migrate=engine is None,
+    )
     try:
         bolt = create_bolt_app(
             app.core,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from adapters.slack.runner import make_port, run_slack
+from bot.config import ConfigError
 from tests.adapters.slack.rig import rig
 from tests.platform_fakes.slack import FakeSlackWebAPI
 
@@ -16,7 +17,7 @@ def test_make_port_names_the_missing_env_var(fake_slack: FakeSlackWebAPI) -> Non
     from bot.config import SlackConfig
 
     config = SlackConfig(bot_token_env="CONVENE_TEST_SLACK_TOKEN", api_base_url=fake_slack.base_url)
-    with pytest.raises(ValueError, match="CONVENE_TEST_SLACK_TOKEN"):
+    with pytest.raises(ConfigError, match="CONVENE_TEST_SLACK_TOKEN"):
         make_port(config, {})
     port = make_port(config, {"CONVENE_TEST_SLACK_TOKEN": fake_slack.bot_token})
     assert port.client.base_url == fake_slack.base_url
@@ -27,7 +28,7 @@ async def test_run_slack_socket_mode(fake_slack: FakeSlackWebAPI, tmp_path: Path
         config = r.app.config.slack.model_copy(update={"mode": "socket"})
         env = {config.bot_token_env: fake_slack.bot_token}
         stop = asyncio.Event()
-        with pytest.raises(ValueError, match=config.app_token_env):
+        with pytest.raises(ConfigError, match=config.app_token_env):
             await run_slack(r.app, config, stop, env=env)
         env[config.app_token_env] = fake_slack.app_token
         task = asyncio.create_task(run_slack(r.app, config, stop, env=env))
@@ -44,7 +45,7 @@ async def test_run_slack_http_mode(fake_slack: FakeSlackWebAPI, tmp_path: Path) 
             update={"http": r.app.config.slack.http.model_copy(update={"port": 0})}
         )
         env = {config.bot_token_env: fake_slack.bot_token}
-        with pytest.raises(ValueError, match=config.signing_secret_env):
+        with pytest.raises(ConfigError, match=config.signing_secret_env):
             await run_slack(r.app, config, asyncio.Event(), env=env)
         env[config.signing_secret_env] = fake_slack.signing_secret
         stop = asyncio.Event()
