@@ -78,6 +78,13 @@ class Bus:
             command.ctx, route, getattr(command, "round_id", None), lambda _u: command
         )
 
+    async def answer(self, command: Any) -> Any:
+        """Run a batched command and return its handler's answer for it (the deck's next card),
+        once its batch has committed: what is shown was stored."""
+        route = self.registry.route(type(command))
+        assert route.batch is not None, "only batched routes answer"
+        return await self.ingest.submit(command)
+
     async def submit(
         self, ctx: Context, name: str, round_id: str | None, arg: str | None, values: Mapping[str, str]
     ) -> DomainError | None:
@@ -224,20 +231,30 @@ class Bus:
         if await self.admit(u, route, timer.round_id):
             await route.handler(u, route.timer.build(timer))
 
-    async def _apply_batch(self, s: AsyncSession, commands: list[Any]) -> None:
+    async def _apply_batch(self, s: AsyncSession, commands: list[Any]) -> list[Any]:
+        """Each batch handler gets its commands; their answers come back in the commands' order."""
         u = self.unit(s, None)
-        groups: dict[Any, list[Any]] = {}
-        for command in commands:
-            groups.setdefault(self.registry.route(type(command)).batch, []).append(command)
-        for handler, group in groups.items():
-            await handler(u, group)
+        groups: dict[Any, list[int]] = {}
+        for i, command in enumerate(commands):
+            groups.setdefault(self.registry.route(type(command)).batch, []).append(i)
+        answers: list[Any] = [None] * len(commands)
+        for handler, indices in groups.items():
+            got = await handler(u, [commands[i] for i in indices])
+            if got is not None:
+                for i, value in zip(indices, got, strict=True):
+                    answers[i] = value
+        return answers
 
     # --- refusals -----------------------------------------------------------------------------
 
+    @staticmethod
+    def refusal(err: DomainError) -> Message:
+        params = {k: _jsonable(v) for k, v in err.params.items()}
+        return Message((Part(PromptKey.ERROR, {"code": err.code, **params}),))
+
     async def tell(self, ctx: Context, err: DomainError) -> None:
         """A refusal, privately, in its own transaction (the command's own was rolled back)."""
-        params = {k: _jsonable(v) for k, v in err.params.items()}
-        message = Message((Part(PromptKey.ERROR, {"code": err.code, **params}),))
+        message = self.refusal(err)
         try:
             async with self.sessions() as s, s.begin():
                 s.add(private_row(ctx, message))
