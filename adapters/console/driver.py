@@ -3,13 +3,14 @@ both act through this, so what they show is exactly what the platforms would be 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.app import App
 from bot.domain.commands import Context
 from bot.forms import Form
-from bot.messages import Button
+from bot.messages import Button, Card
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.service.textcmd import run_text
 
@@ -42,6 +43,7 @@ class ConsoleDriver:
         self.conveners = set(conveners)
         self.people: dict[str, Person] = {}
         self._request = 0
+        self._session = secrets.token_hex(4)  # request ids unique across runs on one database
 
     @staticmethod
     def make_ports(echo: Callable[[Shown], None] | None = None) -> dict[str, ConsolePort]:
@@ -65,7 +67,7 @@ class ConsoleDriver:
         return Context(
             actor=who.ref,
             where=CHANNELS[who.platform],
-            request_id=f"console:{self._request}",
+            request_id=f"console:{self._session}:{self._request}",
             is_convener=who.name in self.conveners,
         )
 
@@ -83,9 +85,16 @@ class ConsoleDriver:
         await self.settle()
 
     async def press(self, who: Person, button: Button) -> Form | None:
-        form = await self.app.core.press(self.context(who), button.action_id)
+        """A click. A private card (the voting deck) is shown at once, as the platforms show it
+        through the click itself; a form is returned for the caller to fill in."""
+        answer = await self.app.core.press(self.context(who), button.action_id)
+        if isinstance(answer, Card):
+            port = self.ports[who.platform]
+            rendered = self.app.core.prompts.render_message(answer.message, port.escape)
+            port.show_card(CHANNELS[who.platform], who.ref.user_id, rendered, replace=answer.replace)
+            answer = None
         await self.settle()
-        return form
+        return answer
 
     def buttons_seen_by(self, who: Person) -> list[Button]:
         """Buttons on the latest version of each message in this person's channel."""
@@ -103,8 +112,66 @@ class ConsoleDriver:
             out.extend(item.buttons)
         return out
 
+    # --- the voting deck ---------------------------------------------------------------------
+
+    def card(self, who: Person) -> Shown | None:
+        """The deck card this person sees now: their latest private card from the deck (a card
+        with deck buttons, or one shown in place of a card), if any."""
+        for item in reversed(self.ports[who.platform].shown):
+            mine = item.kind == "private" and item.recipient == who.name.capitalize()
+            if mine and (item.in_place or any(_deck_verb(b) for b in item.buttons)):
+                return item
+        return None
+
+    @staticmethod
+    def idea_on(card: Shown | None) -> int | None:
+        """The idea a card shows (its vote buttons carry it), or None (done, closed)."""
+        for b in card.buttons if card else ():
+            parts = b.action_id.split(":")
+            if len(parts) > 3 and parts[2] == "v":
+                return int(parts[3])
+        return None
+
+    async def open_deck(self, who: Person) -> Shown | None:
+        """Press the "Vote" button this person sees (on a release post or the round card)."""
+        await self.press(who, self.find_button(who, "Vote", ":deck"))
+        return self.card(who)
+
+    async def vote_on(self, who: Person, idea: int, choice: str) -> Shown | None:
+        """Vote ``choice`` ("Agree", "Disagree", "Pass") on ``idea`` through the deck, as a person
+        would: Skip until it shows, or Back to it when it was voted on before."""
+        card = self.card(who) or await self.open_deck(who)
+        seen: set[int | None] = set()
+        for _ in range(200):
+            on = self.idea_on(card)
+            if on == idea and card is not None:
+                await self.press(who, _button(card, choice))
+                return self.card(who)
+            labels = {b.label for b in card.buttons} if card else set()
+            if on in seen or on is None:
+                if "Back" not in labels:
+                    raise LookupError(f"{who.name} cannot reach Idea {idea} in the deck")
+                await self.press(who, _button(card, "Back"))
+            else:
+                seen.add(on)
+                await self.press(who, _button(card, "Skip" if "Skip" in labels else "Next"))
+            card = self.card(who)
+        raise LookupError(f"{who.name} never saw Idea {idea} in the deck")
+
     def find_button(self, who: Person, label: str, contains: str = "") -> Button:
         for b in reversed(self.buttons_seen_by(who)):
             if b.label.lower() == label.lower() and contains in b.action_id:
                 return b
         raise LookupError(f"{who.name} sees no [{label}] button")
+
+
+def _deck_verb(b: Button) -> bool:
+    parts = b.action_id.split(":")
+    return len(parts) > 2 and parts[2] in ("v", "dk")
+
+
+def _button(card: Shown | None, label: str) -> Button:
+    for b in card.buttons if card else ():
+        if b.label.lower() == label.lower():
+            return b
+    raise LookupError(f"the card has no [{label}] button")

@@ -71,8 +71,8 @@ async def contribute_all(h: Harness) -> None:
 
 
 async def vote(h: Harness, name: str, idea: int, choice: str) -> None:
-    who = h.driver.people[name]
-    await h.driver.press(who, h.driver.find_button(who, choice, f":v:{idea}:"))
+    """``name`` votes ``choice`` on ``idea`` through their private deck."""
+    await h.driver.vote_on(h.driver.people[name], idea, choice)
 
 
 async def to_vote(h: Harness) -> str:

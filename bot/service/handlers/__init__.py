@@ -3,10 +3,10 @@ order is the order in which their reactions to an event run."""
 
 from __future__ import annotations
 
-from bot.service.handlers import actions, goals, info, participation, rounds, voting
+from bot.service.handlers import actions, deck, goals, info, participation, rounds, voting
 from bot.service.registry import Registry
 
-CAPABILITIES = (rounds.cap, participation.cap, voting.cap, goals.cap, actions.cap, info.cap)
+CAPABILITIES = (rounds.cap, participation.cap, voting.cap, deck.cap, goals.cap, actions.cap, info.cap)
 
 
 def build_registry() -> Registry:
