@@ -36,7 +36,8 @@ from bot.config import SlackConfig
 from bot.domain.commands import Context
 from bot.domain.errors import DomainError
 from bot.forms import Form, FormField
-from bot.messages import Block, Rendered
+from bot.messages import Block, Card, Rendered
+from bot.ports import DeliveryError
 from bot.prompts import PromptKey
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.service.core import Convene, ServiceUnavailable
@@ -289,9 +290,15 @@ class SlackHandlers:
     client: AsyncWebClient
     conveners: ConvenerCheck
     seen: SeenIds
+    cards: SlackChatPort | None = None  # answers deck clicks through their response_url
     busy: int = 0
     _idle: asyncio.Event | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP session the cards go out on (at shutdown)."""
+        if self.cards is not None:
+            await self.cards.aclose()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run post-ack work in its own task (counted by `wait_idle`). The listener then returns, so
@@ -356,6 +363,21 @@ class SlackHandlers:
             await self.client.views_open(trigger_id=trigger_id, view=view)
         except Exception as err:  # an expired trigger: the person clicks again
             log.warning("views.open failed: %s", _reason(err))
+
+    async def show_card(self, ctx: Context, card: Card, *, on_ephemeral: bool) -> None:
+        """A deck card through the click itself: the interaction's response_url replaces the card
+        clicked (or adds one, for a click on a public post: a public message is never replaced).
+        Without a usable response_url (none, expired, used up) it goes as a new ephemeral message."""
+        if self.cards is None:
+            self.cards = SlackChatPort(self.client)
+        rendered = self.core.prompts.render_message(card.message, escape)
+        if ctx.reply_handle:
+            try:
+                await self.cards.respond(ctx.reply_handle, rendered, replace=card.replace and on_ephemeral)
+                return
+            except DeliveryError as err:
+                log.warning("a card could not go through its response_url: %s", err.reason)
+        await self.cards.post_private(ctx.where, ctx.actor.user_id, rendered, None)
 
     async def guarded(self, ctx: Context | None, work: Callable[[], Awaitable[None]]) -> None:
         """Run core work after the ack; storage trouble and bugs become a private apology."""
@@ -451,6 +473,7 @@ def create_bolt_app(
         actions = body.get("actions")
         action = actions[0] if isinstance(actions, list) and actions and isinstance(actions[0], dict) else {}
         action_id, trigger = action.get("action_id"), body.get("trigger_id")
+        ephemeral = _dig(body, "container", "is_ephemeral") is True
         channel_id = _dig(body, "channel", "id") or _dig(body, "container", "channel_id")
         if channel_id is None:  # a button inside one of our modals (none today)
             channel_id = _metadata_channel(body.get("view"))
@@ -470,8 +493,11 @@ def create_bolt_app(
             return
 
         async def work() -> None:
-            form = await core.press(ctx, action_id)
-            await h.open_form(form, trigger, ctx.where.channel_id)
+            answer = await core.press(ctx, action_id)
+            if isinstance(answer, Card):
+                await h.show_card(ctx, answer, on_ephemeral=ephemeral)
+            else:
+                await h.open_form(answer, trigger, ctx.where.channel_id)
 
         h.spawn(h.guarded(ctx, work))
 

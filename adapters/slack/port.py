@@ -295,6 +295,37 @@ class SlackChatPort:
                 else:
                     raise
 
+    async def respond(self, response_url: str, message: Rendered, *, replace: bool) -> None:
+        """A private card through an interaction's response_url (not rate-limited per workspace as
+        chat.postEphemeral is): in place of the ephemeral message clicked (``replace``), else as a
+        new ephemeral message. Never used to replace a public message."""
+        text, blocks = render_messages(message)[0]
+        body: dict[str, Any] = {"text": text, "blocks": blocks, "replace_original": replace}
+        if not replace:
+            body["response_type"] = "ephemeral"
+        self._session()
+        session = self.client.session
+        own = session is None or session.closed
+        if own:
+            session = aiohttp.ClientSession()
+        assert session is not None
+        try:
+            async with session.post(
+                response_url, json=body, timeout=aiohttp.ClientTimeout(total=self.client.timeout)
+            ) as resp:
+                status, headers = resp.status, resp.headers
+                await resp.read()
+        except (aiohttp.ClientError, OSError, TimeoutError) as err:
+            raise DeliveryError(f"response_url: {type(err).__name__}") from None
+        finally:
+            if own:
+                await session.close()
+        if status == 429:
+            raise DeliveryError("response_url: ratelimited", retry_after=_retry_after(headers))
+        if status >= 400:
+            # An expired or used-up response_url never comes back.
+            raise DeliveryError(f"response_url: HTTP {status}", permanent=status < 500)
+
     async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
         opened = await self._call("conversations_open", users=user_id)
         channel = opened.get("channel", {}).get("id") if isinstance(opened.get("channel"), dict) else None

@@ -78,6 +78,7 @@ async def run_slack(
             await stop.wait()
         finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
+            await bolt.convene_handlers.aclose()  # type: ignore[attr-defined]
         return
     signing = secret(env, config.signing_secret_env, "the signing secret")
     runner = web.AppRunner(
@@ -91,3 +92,4 @@ async def run_slack(
         await stop.wait()
     finally:
         await runner.cleanup()
+        await bolt.convene_handlers.aclose()  # type: ignore[attr-defined]
