@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import random
 import secrets
 from pathlib import Path
 from typing import Protocol
@@ -120,13 +121,15 @@ class FileKeyStore:
 
 
 class MemoryKeyStore:
-    """For tests and throwaway demos: keys die with the process."""
+    """For tests and throwaway demos: keys die with the process. ``rng`` draws the keys instead of
+    the system's generator, for a demo whose transcript must be the same every run."""
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         self._keys: dict[str, bytes] = {}
+        self._rng = rng
 
     def create(self, round_id: str) -> None:
-        self._keys[round_id] = secrets.token_bytes(32)
+        self._keys[round_id] = self._rng.randbytes(32) if self._rng else secrets.token_bytes(32)
 
     def get(self, round_id: str) -> bytes | None:
         return self._keys.get(round_id)
