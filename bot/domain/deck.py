@@ -15,6 +15,7 @@ every idea is reached, and skipped ones come round again at the end.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,27 @@ MOVES = {"s": "skip", "b": "back", "n": "next"}
 
 def personal_order(seed: str, numbers: Collection[int]) -> list[int]:
     """The round's ideas in this person's own order (``seed``: their pseudonym in the round)."""
-    return sorted(numbers, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).digest()[:8])
+    return list(_order(seed, tuple(sorted(numbers))))
+
+
+@functools.lru_cache(maxsize=4096)
+def _order(seed: str, numbers: tuple[int, ...]) -> tuple[int, ...]:
+    # Derivable again at any time, so caching it keeps nothing that is not already derivable.
+    return tuple(sorted(numbers, key=lambda n: hashlib.sha256(f"{seed}:{n}".encode()).digest()[:8]))
+
+
+def window(
+    order: Sequence[int], voted: Collection[int], after: int | None, *, skip: bool = False
+) -> list[int]:
+    """The ideas the next card is chosen from: the next few not voted on after ``after`` (None:
+    from the start of ``order``); after a skip only the very next one, so that skipping reaches
+    every idea in turn. ``after`` itself comes back only when it is the last one left."""
+    start = order.index(after) + 1 if after is not None and after in order else 0
+    size = 1 if skip else WINDOW
+    found = [n for n in (*order[start:], *order[:start]) if n not in voted and n != after][:size]
+    if not found and after is not None and after in order and after not in voted:
+        return [after]
+    return found
 
 
 def next_idea(
@@ -46,17 +67,13 @@ def next_idea(
     *,
     skip: bool = False,
 ) -> int | None:
-    """The next idea to show after ``after`` (None: from the start of ``order``), or None when every
-    idea is voted on. After a vote, the least-voted of the next few comes first; a skip moves to the
-    very next one, so that skipping reaches every idea in turn. ``after`` itself comes back only
-    when it is the last one left."""
-    start = order.index(after) + 1 if after is not None and after in order else 0
-    size = 1 if skip else WINDOW
-    window = [n for n in (*order[start:], *order[:start]) if n not in voted and n != after][:size]
-    if not window:
-        return after if after is not None and after in order and after not in voted else None
-    rank = {n: i for i, n in enumerate(window)}
-    return min(window, key=lambda n: (counts.get(n, 0), rank[n]))
+    """The next idea to show (the least-voted of the window, the earliest on a tie), or None when
+    every idea is voted on."""
+    candidates = window(order, voted, after, skip=skip)
+    if not candidates:
+        return None
+    rank = {n: i for i, n in enumerate(candidates)}
+    return min(candidates, key=lambda n: (counts.get(n, 0), rank[n]))
 
 
 def derived_trail(order: Sequence[int], voted: Collection[int], exclude: int | None) -> tuple[int, ...]:
@@ -124,7 +141,8 @@ def plan_card(
     trail: Sequence[int] = (),
 ) -> CardPlan:
     """The card to show: ``show`` (Back) if given, else the next idea after ``after`` (``skip``:
-    the very next one). ``votes``: this person's vote per idea; ``counts``: votes per idea."""
+    the very next one). ``votes``: this person's vote per idea; ``counts``: votes per idea (only
+    those of the ``window`` matter)."""
     order = personal_order(seed, released)
     if show is not None and show in released:
         idea: int | None = show

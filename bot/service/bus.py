@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import event as sqla_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,7 +26,7 @@ from bot.forms import Form
 from bot.ids import ComponentId
 from bot.keys import KeyUnavailable
 from bot.messages import Message, Part
-from bot.persistence.tables import InboxRow, RoundRow, TimerRow
+from bot.persistence.tables import InboxRow, OutboxRow, RoundRow, TimerRow
 from bot.prompts import PromptKey
 from bot.sanitize import canonical_text
 from bot.service import queries
@@ -53,8 +54,10 @@ class Bus:
         self.sessions = sessions
         self.notify = notify
         ingest = services.config.ingest
+        # The relay is woken by the batches that wrote outbox rows (see _apply_batch), not by every
+        # batch: deck clicks write none, and a woken relay competes for SQLite's write lock.
         self.ingest = GroupCommit(
-            sessions, self._apply_batch, notify, ingest.batch_max, ingest.batch_wait_ms / 1000
+            sessions, self._apply_batch, lambda: None, ingest.batch_max, ingest.batch_wait_ms / 1000
         )
 
     def unit(self, session: AsyncSession, ctx: Context | None) -> Unit:
@@ -243,6 +246,8 @@ class Bus:
             if got is not None:
                 for i, value in zip(indices, got, strict=True):
                     answers[i] = value
+        if any(isinstance(o, OutboxRow) for o in (*s.new, *s.identity_map.values())):
+            sqla_event.listen(s.sync_session, "after_commit", lambda _s: self.notify(), once=True)
         return answers
 
     # --- refusals -----------------------------------------------------------------------------

@@ -69,8 +69,10 @@ class GroupCommit:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self.wait and len(self._queue) < self.batch_max:
-                await asyncio.sleep(self.wait)  # let the clicks arriving together share a commit
+            # Clicks arriving together wait a moment to share a commit; a lone click commits at
+            # once (it is waiting for its answer), and what arrives meanwhile forms the next batch.
+            if self.wait and 1 < len(self._queue) < self.batch_max:
+                await asyncio.sleep(self.wait)
             while self._queue:
                 batch = self._queue[: self.batch_max]
                 del self._queue[: self.batch_max]

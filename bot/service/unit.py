@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -78,6 +78,8 @@ class Services:
     keys: RoundKeys
     rng: random.Random
     registry: Registry
+    # Per-process memos of what the database holds and never changes (a capability's own, by name).
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 Emit = Callable[["Unit", Any], Awaitable[None]]

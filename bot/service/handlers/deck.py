@@ -15,8 +15,8 @@ see ``bot/domain/deck.py`` for the order.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,31 @@ NONE = "-"
 # --- the rule, applied per command of a batch -------------------------------------------------
 
 
+class Memo:
+    """What deck clicks read again and again and the database never changes afterwards, kept in
+    this process: who has joined which round (nobody leaves one) and the text of a released idea
+    (never edited). Bounded; forgetting costs a query, never a wrong answer. Where each voter is
+    in the deck is not kept: that comes from the database and the card clicked."""
+
+    SIZE = 50_000
+
+    def __init__(self) -> None:
+        self.members: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
+        self.texts: OrderedDict[tuple[str, int], str] = OrderedDict()
+
+    def remember(self, table: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+        table[key] = value
+        while len(table) > self.SIZE:
+            table.popitem(last=False)
+
+
+def memo(u: Unit) -> Memo:
+    found = u.services.memo.get("deck")
+    if not isinstance(found, Memo):
+        found = u.services.memo["deck"] = Memo()
+    return found
+
+
 class Gate:
     """The declared rule of the batched voting routes (the round linked to the conversation, the
     vote phase, a member), applied per command so one refusal never fails the others; the roster
@@ -51,20 +76,27 @@ class Gate:
 
     def __init__(self, u: Unit) -> None:
         self.u = u
+        self.memo = memo(u)
         self._rounds: dict[tuple[str, str, str, str], RoundRow | None] = {}
-        self._roster: set[tuple[Any, ...]] | None = None
         self._released: dict[str, list[int]] = {}
 
     async def released(self, round_id: str) -> list[int]:
-        """The numbers of the round's released ideas (read once per batch)."""
+        """The numbers of the round's released ideas: 1..n, as release numbers them (read with the
+        round, or once per batch)."""
         if round_id not in self._released:
-            rows = await self.u.s.scalars(
-                select(IdeaRow.number).where(IdeaRow.round_id == round_id, IdeaRow.status == "released")
+            highest = await self.u.s.scalar(
+                select(func.max(IdeaRow.number)).where(
+                    IdeaRow.round_id == round_id, IdeaRow.status == "released"
+                )
             )
-            self._released[round_id] = [n for n in rows if n is not None]
+            self._released[round_id] = list(range(1, int(highest or 0) + 1))
         return self._released[round_id]
 
     async def load(self, commands: Sequence[Any]) -> None:
+        """Who of this batch has joined (one query, for those not known to have joined already)."""
+        unknown = [cmd for cmd in commands if _member_key(cmd) not in self.memo.members]
+        if not unknown:
+            return
         rows = await self.u.s.execute(
             select(
                 ParticipantRow.round_id,
@@ -72,36 +104,46 @@ class Gate:
                 ParticipantRow.workspace_id,
                 ParticipantRow.user_id,
             ).where(
-                ParticipantRow.round_id.in_({cmd.round_id for cmd in commands}),
-                ParticipantRow.user_id.in_({cmd.ctx.actor.user_id for cmd in commands}),
+                ParticipantRow.round_id.in_({cmd.round_id for cmd in unknown}),
+                ParticipantRow.user_id.in_({cmd.ctx.actor.user_id for cmd in unknown}),
             )
         )
-        self._roster = {tuple(row) for row in rows}
+        for row in rows:
+            self.memo.remember(self.memo.members, (row[0], row[1], row[2], row[3]), None)
 
     async def round(self, cmd: Any) -> RoundRow:
         """The command's round, which must be linked to the conversation the click came from."""
         where = cmd.ctx.where
         key = (cmd.round_id, where.platform.value, where.workspace_id, where.channel_id)
         if key not in self._rounds:
-            self._rounds[key] = await self.u.s.scalar(
-                select(RoundRow)
-                .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
-                .where(
-                    RoundRow.id == cmd.round_id,
-                    ConversationRow.platform == key[1],
-                    ConversationRow.workspace_id == key[2],
-                    ConversationRow.channel_id == key[3],
-                )
+            highest = (
+                select(func.max(IdeaRow.number))
+                .where(IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
+                .scalar_subquery()
             )
+            found = (
+                await self.u.s.execute(
+                    select(RoundRow, highest)
+                    .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
+                    .where(
+                        RoundRow.id == cmd.round_id,
+                        ConversationRow.platform == key[1],
+                        ConversationRow.workspace_id == key[2],
+                        ConversationRow.channel_id == key[3],
+                    )
+                )
+            ).first()
+            self._rounds[key] = found[0] if found is not None else None
+            if found is not None:
+                self._released[found[0].id] = list(range(1, int(found[1] or 0) + 1))
         rnd = self._rounds[key]
         if rnd is None:
             raise DomainError("round_gone")
         return rnd
 
     def member(self, cmd: Any, rnd: RoundRow) -> None:
-        assert self._roster is not None, "load() first"
         actor = cmd.ctx.actor
-        joined = (rnd.id, actor.platform.value, actor.workspace_id, actor.user_id) in self._roster
+        joined = (rnd.id, actor.platform.value, actor.workspace_id, actor.user_id) in self.memo.members
         rules.check_who(Who.MEMBER, convener=False, joined=joined, round_title=rnd.title)
 
     async def admit(self, cmd: Any) -> RoundRow:
@@ -110,6 +152,11 @@ class Gate:
         rules.check_phase(rnd.phase, VOTE_PHASES)
         self.member(cmd, rnd)
         return rnd
+
+
+def _member_key(cmd: Any) -> tuple[str, str, str, str]:
+    actor = cmd.ctx.actor
+    return (cmd.round_id, actor.platform.value, actor.workspace_id, actor.user_id)
 
 
 # --- cards ------------------------------------------------------------------------------------
@@ -147,9 +194,15 @@ class _RoundView:
     votes: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
 
 
-async def answer_cards(u: Unit, gate: Gate, asks: Sequence[Ask | Message | None]) -> list[Message | None]:
+async def answer_cards(
+    u: Unit,
+    gate: Gate,
+    asks: Sequence[Ask | Message | None],
+    known: Mapping[tuple[str, str], Mapping[int, str]] | None = None,
+) -> list[Message | None]:
     """Every card of a batch, read in its transaction (after its ballots were written): per round,
-    the released ideas and their vote counts; per voter, their votes. Anything else passes through."""
+    the released ideas and their vote counts; per voter, their votes (``known``: (round, voter) ->
+    votes the caller already holds, as they stand now). Anything else passes through."""
     views: dict[str, _RoundView] = {}
     by_round: dict[str, set[str]] = defaultdict(set)
     for ask in asks:
@@ -157,21 +210,37 @@ async def answer_cards(u: Unit, gate: Gate, asks: Sequence[Ask | Message | None]
             by_round[ask.rnd.id].add(ask.voter)
     for rid, voters in by_round.items():
         view = views[rid] = _RoundView(released=await gate.released(rid))
-        counted = await u.s.execute(
-            select(BallotRow.idea_number, func.count())
-            .where(BallotRow.round_id == rid, BallotRow.choice.is_not(None))
-            .group_by(BallotRow.idea_number)
-        )
-        view.counts = {int(n): int(k) for n, k in counted}
+        released = set(view.released)
+        for voter in list(voters):
+            if known is not None and (rid, voter) in known:
+                view.votes[voter] = {n: c for n, c in known[(rid, voter)].items() if n in released}
+                voters.discard(voter)
+        if not voters:
+            continue
         mine = await u.s.execute(
             select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
                 BallotRow.round_id == rid, BallotRow.voter_key.in_(voters), BallotRow.choice.is_not(None)
             )
         )
-        released = set(view.released)
         for voter, number, choice in mine:
             if number in released and choice:
                 view.votes[voter][number] = str(choice)
+    # Vote counts only for the ideas a next card is chosen from (a few per card).
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for ask in asks:
+        if isinstance(ask, Ask) and ask.show is None:
+            view = views[ask.rnd.id]
+            order = deck.personal_order(ask.voter, view.released)
+            wanted[ask.rnd.id].update(deck.window(order, view.votes[ask.voter], ask.after, skip=ask.skip))
+    for rid, numbers in wanted.items():
+        counted = await u.s.execute(
+            select(BallotRow.idea_number, func.count())
+            .where(
+                BallotRow.round_id == rid, BallotRow.idea_number.in_(numbers), BallotRow.choice.is_not(None)
+            )
+            .group_by(BallotRow.idea_number)
+        )
+        views[rid].counts = {int(n): int(k) for n, k in counted}
     plans: list[deck.CardPlan | Message | None] = []
     shown: dict[str, set[int]] = defaultdict(set)
     for ask in asks:
@@ -192,12 +261,19 @@ async def answer_cards(u: Unit, gate: Gate, asks: Sequence[Ask | Message | None]
         plans.append(plan)
         if plan.idea is not None:
             shown[ask.rnd.id].add(plan.idea)
-    texts: dict[tuple[str, int], str] = {}
+    texts = gate.memo.texts
     for rid, numbers in shown.items():
+        missing = [n for n in numbers if (rid, n) not in texts]
+        if not missing:
+            continue
         rows = await u.s.execute(
-            select(IdeaRow.number, IdeaRow.text).where(IdeaRow.round_id == rid, IdeaRow.number.in_(numbers))
+            select(IdeaRow.number, IdeaRow.text).where(
+                IdeaRow.round_id == rid, IdeaRow.number.in_(missing), IdeaRow.status == "released"
+            )
         )
-        texts.update({(rid, int(n)): t for n, t in rows if n is not None})
+        for n, t in rows:
+            if n is not None:
+                gate.memo.remember(texts, (rid, int(n)), t)
     out: list[Message | None] = []
     for ask, planned in zip(asks, plans, strict=True):
         if not isinstance(planned, deck.CardPlan):

@@ -3,6 +3,7 @@ the consensus engine ranks the ideas and the results are posted with a chart."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,7 +90,9 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
     the deck is answered with the voter's next card (computed after the batch's writes); others
     are confirmed privately through the outbox."""
     s = u.s
-    request_ids = [cmd.ctx.request_id for cmd in commands if cmd.ctx.request_id]
+    # Deck votes need no inbox row: a repeated click on a card finds its vote already cast (or, on
+    # a card that changes a vote, sets the same choice again), and a move writes nothing.
+    request_ids = [cmd.ctx.request_id for cmd in commands if cmd.ctx.request_id and not _from_deck(cmd)]
     seen: set[str] = set()
     if request_ids:
         seen = set(await s.scalars(select(InboxRow.key).where(InboxRow.key.in_(request_ids))))
@@ -105,7 +108,8 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
             admitted.append((rnd, u.keys.pseudonym(rnd.id, cmd.ctx.actor)))
         except DomainError as err:
             admitted.append(err)
-    cast = await _votes_already_cast(
+    # The deck voters' votes as they stand, then with this batch's: what their next cards go by.
+    standing = await _standing_votes(
         u, [a for cmd, a in zip(commands, admitted, strict=True) if _from_deck(cmd) and isinstance(a, tuple)]
     )
     votes: dict[tuple[str, int, str], dict[str, Any]] = {}
@@ -115,8 +119,8 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
     for cmd, admission in zip(commands, admitted, strict=True):
         ctx = cmd.ctx
         place = cmd.deck if isinstance(cmd, c.CastBallot) else None
-        retry = bool(ctx.request_id and ctx.request_id in seen)
-        if ctx.request_id and not retry:
+        retry = bool(place is None and ctx.request_id and ctx.request_id in seen)
+        if place is None and ctx.request_id and not retry:
             seen.add(ctx.request_id)
             s.add(InboxRow(key=ctx.request_id, day=today))
         if isinstance(admission, DomainError):
@@ -133,7 +137,7 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
         if place is not None:
             assert isinstance(cmd, c.CastBallot)
             trail = deck.push(place.trail, cmd.idea)
-            if retry or (not place.change and (key in votes or key in cast)):
+            if not place.change and (key in votes or cmd.idea in standing[(rnd.id, voter)]):
                 # A double click, a stale card, a retry: the vote stands as it was stored.
                 answers.append(Ask(rnd, voter, cmd.idea, None, trail, notice("already", cmd.idea)))
                 continue
@@ -156,7 +160,10 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
             reply = PromptKey.RATING_RECORDED
         u.reply(reply, {"label": cmd.idea}, to=ctx, round_id=rnd.id)
     await _upsert(u, votes, ratings)
-    return await answer_cards(u, gate, answers)
+    for (rid, idea, voter), vote in votes.items():
+        if (rid, voter) in standing:
+            standing[(rid, voter)][idea] = vote["choice"]
+    return await answer_cards(u, gate, answers, standing)
 
 
 def _from_deck(cmd: Ballot) -> bool:
@@ -170,18 +177,26 @@ async def _round_or_none(gate: Gate, cmd: Ballot) -> RoundRow | None:
         return None
 
 
-async def _votes_already_cast(u: Unit, admitted: list[tuple[RoundRow, str]]) -> set[tuple[str, int, str]]:
-    """(round, idea, voter) of the votes the deck's voters in this batch have already cast."""
+async def _standing_votes(
+    u: Unit, admitted: list[tuple[RoundRow, str]]
+) -> defaultdict[tuple[str, str], dict[int, str]]:
+    """(round, voter) -> {idea: choice} for the deck's voters in this batch, before it is written."""
+    out: defaultdict[tuple[str, str], dict[int, str]] = defaultdict(dict)
     if not admitted:
-        return set()
+        return out
+    for rnd, voter in admitted:
+        out.setdefault((rnd.id, voter), {})  # a voter with no vote yet is known too
     rows = await u.s.execute(
-        select(BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key).where(
+        select(BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key, BallotRow.choice).where(
             BallotRow.round_id.in_({rnd.id for rnd, _ in admitted}),
             BallotRow.voter_key.in_({voter for _, voter in admitted}),
             BallotRow.choice.is_not(None),
         )
     )
-    return {(r, int(i), v) for r, i, v in rows}
+    for rid, idea, voter, choice in rows:
+        if (rid, voter) in out:
+            out[(rid, voter)][int(idea)] = str(choice)
+    return out
 
 
 async def _upsert(
