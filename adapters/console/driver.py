@@ -97,7 +97,8 @@ class ConsoleDriver:
         return answer
 
     def buttons_seen_by(self, who: Person) -> list[Button]:
-        """Buttons on the latest version of each message in this person's channel."""
+        """Buttons on the latest version of each message in this person's channel, their latest
+        private reply and their deck card."""
         port = self.ports[who.platform]
         latest: dict[str, Shown] = {}
         privates: list[Shown] = []
@@ -107,10 +108,11 @@ class ConsoleDriver:
                     privates.append(item)
             else:
                 latest[item.message_id] = item
-        out: list[Button] = []
-        for item in [*latest.values(), *privates[-1:]]:
-            out.extend(item.buttons)
-        return out
+        card = self.card(who)
+        seen = [*latest.values(), *privates[-1:]]
+        if card is not None and card not in seen:
+            seen.append(card)
+        return [b for item in seen for b in item.buttons]
 
     # --- the voting deck ---------------------------------------------------------------------
 
