@@ -35,12 +35,13 @@ async def test_each_vote_updates_the_card_through_its_own_callback(tmp_path: Pat
         writes = channel_writes(rig)
         card = await rig.open_deck("alice", rid)
         assert "0 of 3 voted" in card["content"]
-        seen = []
-        for n in range(3):
+        meant: dict[int, str] = {}
+        for n, choice in enumerate(("Agree", "Disagree", "Pass")):
             idea = card_idea(rig.card("alice"))
             assert idea is not None
-            seen.append(idea)
-            rec = await rig.press("alice", "Agree")
+            assert f"**Idea {idea}**" in (rig.card("alice") or {})["content"]  # the idea the buttons name
+            meant[idea] = choice.lower()
+            rec = await rig.press("alice", choice)
             assert rec.response is not None
             assert rec.response["type"] == 7
             assert rec.attempts[0].at - rec.dispatched_at < 3.0
@@ -53,8 +54,9 @@ async def test_each_vote_updates_the_card_through_its_own_callback(tmp_path: Pat
         assert "voted on every idea (3)" in (rig.card("alice") or {})["content"]
         await rig.settle()
         assert channel_writes(rig) == writes  # no public post or edit per vote
-        assert sorted(seen) == [1, 2, 3]
-        assert await rig.scalar("select count(*) from ballots where choice = 'agree'") == 3
+        assert sorted(meant) == [1, 2, 3]
+        for idea, choice in meant.items():  # each vote counted for the idea its card showed
+            assert await rig.scalar(f"select choice from ballots where idea_number = {idea}") == choice
         for _call, body in rig.fake.sent_messages():
             assert body.get("allowed_mentions") == {"parse": []}
 
