@@ -52,7 +52,7 @@ async def play(actions: list[tuple[str, str, int]]) -> None:
                         kept[idea] += 1
             elif kind == "withdraw" and phase == "contribute":
                 await h.driver.command(who, "mine")
-                buttons = [b for b in h.driver.buttons_seen_by(who) if b.label == "Withdraw"]
+                buttons = [b for b in h.driver.buttons_seen_by(who) if b.label.startswith("Withdraw")]
                 if buttons:
                     before = await texts(h)
                     await h.driver.press(who, buttons[0])

@@ -106,7 +106,7 @@ async def test_withdraw_own_idea_before_release_only(harness: Harness) -> None:
     assert "Mine to withdraw" not in h.privates("lena")[-1]  # only your own ideas are listed
     raj = h.driver.people["raj"]
     await h.driver.command(raj, "mine")
-    await h.driver.press(raj, h.driver.find_button(raj, "Withdraw"))
+    await h.driver.press(raj, h.driver.find_button(raj, "Withdraw #1"))
     assert "withdrawn" in h.privates("raj")[-1]
     await h.driver.command(h.person("maya"), "next")
     assert "Mine to withdraw" not in h.public_text()

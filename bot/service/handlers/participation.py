@@ -151,9 +151,10 @@ async def list_mine(u: Unit, cmd: c.ListMine) -> None:
     parts = [
         Part(PromptKey.CONTRIBUTIONS_MINE, {"count": len(ideas), "limit": rnd.settings["per_participant"]})
     ]
-    for idea in ideas:
-        withdraw = button(rnd.id, "wd", idea.id, label="withdraw", style="danger")
-        parts.append(Part(PromptKey.RELEASE_IDEA, {"label": None, "text": idea.text}, (withdraw,)))
+    for n, idea in enumerate(ideas, start=1):
+        # Discord shows every button below all the text: each one names the idea it withdraws.
+        withdraw = button(rnd.id, "wd", idea.id, label="withdraw", style="danger", params={"n": n})
+        parts.append(Part(PromptKey.RELEASE_IDEA, {"label": None, "mine": n, "text": idea.text}, (withdraw,)))
     u.reply_message(Message(tuple(parts)))
 
 
