@@ -67,6 +67,17 @@ class PhaseMinutes(_Model):
 
 class TemplateConfig(_Model):
     phase_minutes: PhaseMinutes = PhaseMinutes()
+    # Continuous (as in Polis): contributions stay open while voting runs, released in batches.
+    continuous: bool = False
+
+
+class ContinuousConfig(_Model):
+    """How continuous rounds release ideas while voting runs (see ``rounds.templates.*.continuous``)."""
+
+    batch_min: int = Field(default=5, ge=2)  # k: never fewer new ideas at once
+    min_interval_minutes: float = Field(default=10.0, gt=0)
+    jitter_minutes: float = Field(default=5.0, ge=0)  # a random delay on top, up to this
+    min_participants: int = Field(default=8, ge=2)  # fewer: ideas are released once, at phase close
 
 
 class RoundsConfig(_Model):
@@ -85,9 +96,14 @@ class RoundsConfig(_Model):
         ]
     )
     templates: dict[str, TemplateConfig] = Field(
-        default_factory=lambda: {"standard": TemplateConfig(), "quick": TemplateConfig()}
+        default_factory=lambda: {
+            "standard": TemplateConfig(),
+            "quick": TemplateConfig(),
+            "continuous": TemplateConfig(continuous=True),
+        }
     )
     default_template: str = "standard"
+    continuous: ContinuousConfig = ContinuousConfig()
 
     @model_validator(mode="after")
     def _check(self) -> RoundsConfig:

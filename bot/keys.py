@@ -26,6 +26,7 @@ import errno
 import hashlib
 import hmac
 import os
+import random
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -171,13 +172,16 @@ class FileKeyStore:
 
 
 class MemoryKeyStore:
-    """For tests and throwaway demos: keys die with the process."""
+    """For tests and throwaway demos: keys die with the process. ``rng`` draws the keys instead of
+    the system's generator, for a demo whose transcript must be the same every run."""
 
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
         self._keys: dict[str, bytes] = {}
+        self._rng = rng
 
     def create(self, round_id: str) -> None:
-        self._keys.setdefault(_check_round_id(round_id), secrets.token_bytes(KEY_BYTES))
+        key = self._rng.randbytes(KEY_BYTES) if self._rng else secrets.token_bytes(KEY_BYTES)
+        self._keys.setdefault(_check_round_id(round_id), key)
 
     def get(self, round_id: str) -> bytes | None:
         return self._keys.get(_check_round_id(round_id))

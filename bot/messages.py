@@ -32,9 +32,13 @@ class ButtonSpec:
     action: str  # an encoded bot.ids.ComponentId
     label: str  # a key in prompts/<lang>/labels.yaml under "buttons"
     style: Style = "default"
+    params: Mapping[str, Any] | None = None  # fills the label's places: "Make Idea {label} a goal"
 
     def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "label": self.label, "style": self.style}
+        data: dict[str, Any] = {"action": self.action, "label": self.label, "style": self.style}
+        if self.params:
+            data["params"] = dict(self.params)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +75,24 @@ class Message:
                     p["prompt"],
                     p.get("params", {}),
                     tuple(
-                        ButtonSpec(b["action"], b["label"], b.get("style", "default")) for b in p["buttons"]
+                        ButtonSpec(b["action"], b["label"], b.get("style", "default"), b.get("params"))
+                        for b in p["buttons"]
                     ),
                 )
                 for p in data["parts"]
             ),
             data.get("chart"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A private card answered through the click itself (the voting deck), never through the outbox:
+    the adapter shows it in place of the card that was clicked (``replace``), or as a new private
+    message when the click came from a public post. It is rendered for the person and never stored."""
+
+    message: Message
+    replace: bool
 
 
 def find_attribution(value: Any, path: str = "") -> str | None:

@@ -38,11 +38,16 @@ class PromptKey(StrEnum):
     CONTRIBUTION_WITHDRAWN = "contribute/withdrawn"
     RELEASE_HEADER = "vote/release_header"
     RELEASE_IDEA = "vote/release_idea"
+    RELEASE_LIST = "vote/release_list"
+    DECK_CARD = "vote/deck_card"
+    DECK_NOTICE = "vote/deck_notice"
+    DECK_DONE = "vote/deck_done"
+    DECK_CLOSED = "vote/deck_closed"
     BALLOT_RECORDED = "vote/recorded"
     RATING_RECORDED = "vote/rated"
     RATE_INTRO = "vote/rate_intro"
     RESULTS_HEADER = "goals/results_header"
-    RESULTS_IDEA = "goals/results_idea"
+    RESULTS_LIST = "goals/results_list"
     CHART = "goals/chart"
     GOALS_OPEN = "goals/open"
     GOAL_INTRO = "goals/intro"
@@ -138,10 +143,17 @@ class Prompts:
         template = self._env(escape).get_template(f"{key}.j2")
         return template.render(**params).strip()
 
+    def button_label(self, key: str, params: Mapping[str, Any] | None = None) -> str:
+        """A button's label; ``params`` fill its ``{name}`` places ("Make Idea {label} a goal")."""
+        label = self.label("buttons", key)
+        return label.format_map(dict(params)) if params else label
+
     def render_message(self, message: Message, escape: Escape = no_escape) -> Rendered:
         blocks = []
         for part in message.parts:
             text = self.render(part.prompt, part.params, escape)
-            buttons = tuple(Button(b.action, self.label("buttons", b.label), b.style) for b in part.buttons)
+            buttons = tuple(
+                Button(b.action, self.button_label(b.label, b.params), b.style) for b in part.buttons
+            )
             blocks.append(Block(text, buttons))
         return Rendered(tuple(blocks))

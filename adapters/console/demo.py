@@ -17,6 +17,7 @@ from sqlalchemy import select
 from bot.app import build_app
 from bot.config import AppConfig, parse_config
 from bot.keys import MemoryKeyStore
+from bot.messages import Button
 from bot.persistence.tables import RoundRow
 from bot.ports import FixedClock
 from bot.reports import report_csv, round_report
@@ -82,7 +83,11 @@ async def run_demo(
     transcript: list[str] = []
     sink = [transcript]  # where lines go: the round's transcript, then the follow-up's
 
+    hidden: set[str] = set()  # people whose private cards the transcript leaves out
+
     def show(item: Shown) -> None:
+        if item.kind == "private" and item.recipient in hidden:
+            return
         text = format_shown(item)
         sink[0].append(text)
         if echo:
@@ -98,7 +103,8 @@ async def run_demo(
         config = demo_config(Path(tmp) / "demo.db")
         ports = ConsoleDriver.make_ports(show)
         clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
-        keys = MemoryKeyStore()
+        # Seeded keys: the per-person order of each voter's deck comes from their pseudonym.
+        keys = MemoryKeyStore(random.Random(seed))
         app = await build_app(config, dict(ports), keys=keys, clock=clock)
         app.core.rng = random.Random(seed)
         rng = random.Random(seed)
@@ -141,26 +147,35 @@ async def run_demo(
             narrate("Maya closes the contribute phase: ideas are released, shuffled, with no names.")
             await d.command(maya, "next")
 
-            narrate("Everyone votes with the buttons; some rate urgency and impact.")
+            narrate(
+                "Everyone presses Vote and gets a private deck: one idea at a time, agree, disagree "
+                "or pass; some rate urgency and impact. Maya's and Ade's cards are shown; the others "
+                "vote the same way on cards only they see."
+            )
             async with app.sessions() as s:
                 rnd = await s.scalar(select(RoundRow))
                 assert rnd is not None
             report_now = await round_report(app.sessions, rnd.id)
+            shown = {idea["label"]: idea["text"] for idea in report_now["ideas"]}
             for name, _platform, _sector in TEAM:
                 who = people[name]
-                for idea in report_now["ideas"]:
-                    p = next((v for k, v in LEANINGS.items() if k in idea["text"].lower()), 0.55)
+                hidden.clear()
+                if name not in ("maya", "ade"):
+                    hidden.add(name.capitalize())
+                card = await d.open_deck(who)
+                while (idea := d.idea_on(card)) is not None and card is not None:
+                    p = next((v for k, v in LEANINGS.items() if k in shown[idea].lower()), 0.55)
                     roll = rng.random()
                     choice = "Agree" if roll < p else ("Pass" if roll < p + 0.1 else "Disagree")
-                    await d.press(who, d.find_button(who, choice, f":v:{idea['label']}:"))
                     if rng.random() < 0.3:
-                        form = await d.press(
-                            who, d.find_button(who, "Rate urgency & impact", f":rate:{idea['label']}")
-                        )
+                        form = await d.press(who, _labelled(card, "Rate urgency & impact"))
                         assert form is not None
                         await d.submit(
                             who, form, {"urgency": str(rng.randint(2, 5)), "impact": str(rng.randint(2, 5))}
                         )
+                    await d.press(who, _labelled(card, choice))
+                    card = d.card(who)
+            hidden.clear()
 
             narrate("Voting closes: ideas are ranked by agreement that holds across sectors.")
             await d.command(maya, "next")
@@ -193,7 +208,9 @@ async def run_demo(
                 ),
             ]
             for idea, g in zip(top, goals, strict=True):
-                form = await d.press(maya, d.find_button(maya, "Make this a goal", f":goal:{idea['label']}"))
+                form = await d.press(
+                    maya, d.find_button(maya, f"Make Idea {idea['label']} a goal", f":goal:{idea['label']}")
+                )
                 assert form is not None
                 fields = [f.name for f in form.fields if f.name != "idea"]  # the form's own order
                 await d.submit(maya, form, {"idea": str(idea["label"]), **dict(zip(fields, g, strict=True))})
@@ -258,6 +275,10 @@ async def run_demo(
     if charts:
         (out_dir / charts[0].filename).write_bytes(charts[0].data)
     return report
+
+
+def _labelled(card: Shown, label: str) -> Button:
+    return next(b for b in card.buttons if b.label == label)
 
 
 def report_markdown(report: dict[str, Any]) -> str:

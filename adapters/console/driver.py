@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bot.app import App
 from bot.domain.commands import Context
 from bot.forms import Form
-from bot.messages import Button
+from bot.messages import Button, Card
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.service.textcmd import run_text
 
@@ -94,13 +94,20 @@ class ConsoleDriver:
         await self.settle()
 
     async def press(self, who: Person, button: Button, *, direct: bool = False) -> Form | None:
-        form = await self.app.core.press(self.context(who, direct=direct), button.action_id)
+        """A click. A private card (the voting deck) is shown at once, as the platforms show it
+        through the click itself; a form is returned for the caller to fill in."""
+        answer = await self.app.core.press(self.context(who, direct=direct), button.action_id)
+        if isinstance(answer, Card):
+            port = self.ports[who.platform]
+            rendered = self.app.core.prompts.render_message(answer.message, port.escape)
+            port.show_card(CHANNELS[who.platform], who.ref.user_id, rendered, replace=answer.replace)
+            answer = None
         await self.settle()
-        return form
+        return answer
 
     def buttons_seen_by(self, who: Person) -> list[Button]:
         """Buttons on the latest version of each message in this person's channel, their latest
-        private reply, and the direct messages they were sent (reminders)."""
+        private reply, their deck card, and the direct messages they were sent (reminders)."""
         port = self.ports[who.platform]
         latest: dict[str, Shown] = {}
         privates: list[Shown] = []
@@ -111,13 +118,72 @@ class ConsoleDriver:
                     (privates if item.kind == "private" else directs).append(item)
             else:
                 latest[item.message_id] = item
-        out: list[Button] = []
-        for item in [*directs, *latest.values(), *privates[-1:]]:
-            out.extend(item.buttons)
-        return out
+        card = self.card(who)
+        seen = [*directs, *latest.values(), *privates[-1:]]
+        if card is not None and card not in seen:
+            seen.append(card)
+        return [b for item in seen for b in item.buttons]
+
+    # --- the voting deck ---------------------------------------------------------------------
+
+    def card(self, who: Person) -> Shown | None:
+        """The deck card this person sees now: their latest private card from the deck (a card
+        with deck buttons, or one shown in place of a card), if any."""
+        for item in reversed(self.ports[who.platform].shown):
+            mine = item.kind == "private" and item.recipient == who.name.capitalize()
+            if mine and (item.in_place or any(_deck_verb(b) for b in item.buttons)):
+                return item
+        return None
+
+    @staticmethod
+    def idea_on(card: Shown | None) -> int | None:
+        """The idea a card shows (its vote buttons carry it), or None (done, closed)."""
+        for b in card.buttons if card else ():
+            parts = b.action_id.split(":")
+            if len(parts) > 3 and parts[2] == "v":
+                return int(parts[3])
+        return None
+
+    async def open_deck(self, who: Person) -> Shown | None:
+        """Press the "Vote" button this person sees (on a release post or the round card)."""
+        await self.press(who, self.find_button(who, "Vote", ":deck"))
+        return self.card(who)
+
+    async def vote_on(self, who: Person, idea: int, choice: str) -> Shown | None:
+        """Vote ``choice`` ("Agree", "Disagree", "Pass") on ``idea`` through the deck, as a person
+        would: Skip until it shows, or Back to it when it was voted on before."""
+        card = self.card(who) or await self.open_deck(who)
+        seen: set[int | None] = set()
+        for _ in range(200):
+            on = self.idea_on(card)
+            if on == idea and card is not None:
+                await self.press(who, _button(card, choice))
+                return self.card(who)
+            labels = {b.label for b in card.buttons} if card else set()
+            if on in seen or on is None:
+                if "Back" not in labels:
+                    raise LookupError(f"{who.name} cannot reach Idea {idea} in the deck")
+                await self.press(who, _button(card, "Back"))
+            else:
+                seen.add(on)
+                await self.press(who, _button(card, "Skip" if "Skip" in labels else "Next"))
+            card = self.card(who)
+        raise LookupError(f"{who.name} never saw Idea {idea} in the deck")
 
     def find_button(self, who: Person, label: str, contains: str = "") -> Button:
         for b in reversed(self.buttons_seen_by(who)):
             if b.label.lower() == label.lower() and contains in b.action_id:
                 return b
         raise LookupError(f"{who.name} sees no [{label}] button")
+
+
+def _deck_verb(b: Button) -> bool:
+    parts = b.action_id.split(":")
+    return len(parts) > 2 and parts[2] in ("v", "dk")
+
+
+def _button(card: Shown | None, label: str) -> Button:
+    for b in card.buttons if card else ():
+        if b.label.lower() == label.lower():
+            return b
+    raise LookupError(f"the card has no [{label}] button")

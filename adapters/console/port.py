@@ -29,6 +29,7 @@ class Shown:
     recipient: str | None = None
     message_id: str = ""
     image: Attachment | None = None
+    in_place: bool = False  # a private card shown in place of the one clicked (the voting deck)
 
 
 @dataclass
@@ -71,6 +72,13 @@ class ConsolePort:
         who = self.user_names.get(user_id, user_id)
         self._record(Shown(self._channel(to), "private", plain(message.text), message.buttons, recipient=who))
 
+    def show_card(self, to: ConversationRef, user_id: str, message: Rendered, *, replace: bool) -> None:
+        """A private card answered through the click (not a relay delivery): in place of the card
+        clicked, or new when the click came from a public post."""
+        who = self.user_names.get(user_id, user_id)
+        text, buttons = plain(message.text), message.buttons
+        self._record(Shown(self._channel(to), "private", text, buttons, recipient=who, in_place=replace))
+
     async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
         who = self.user_names.get(user_id, user_id)
         mid = f"{self.platform}-dm-{next(self._ids)}"
@@ -84,7 +92,8 @@ def format_shown(item: Shown) -> str:
     head = {
         "post": f"[{item.channel}]",
         "edit": f"[{item.channel}] (updated)",
-        "private": f"[{item.channel}] (only {item.recipient} sees this)",
+        "private": f"[{item.channel}] (only {item.recipient} sees this"
+        + ("; in place of the card clicked)" if item.in_place else ")"),
         "direct": f"[DM to {item.recipient}]",
     }[item.kind]
     lines = [head, *("  " + line if line else "" for line in item.text.splitlines())]

@@ -31,7 +31,7 @@ from bot.domain.commands import Context
 from bot.domain.errors import DomainError
 from bot.forms import Form
 from bot.ids import ComponentId
-from bot.messages import Button
+from bot.messages import Button, Card
 from bot.prompts import PromptKey, Prompts
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.service.core import Convene, ServiceUnavailable
@@ -354,6 +354,8 @@ class ConveneClient(discord.Client):
             verb = cid.verb if cid is not None else None
         if verb is not None and self.registry.verb_opens_form(verb):
             await self._guarded(interaction, self._open(interaction, action_id))
+        elif verb is not None and self.registry.verb_answers_card(verb):
+            await self._guarded(interaction, self._card(interaction, action_id, verb))
         else:
             await self._guarded(interaction, self._press(interaction, action_id))
 
@@ -370,6 +372,47 @@ class ConveneClient(discord.Client):
         form = await core.press(ctx, action_id)
         if form is not None:  # not expected for these verbs; never leave the person without an answer
             await core.refuse(ctx, DomainError("unknown_button"))
+
+    async def _card(self, interaction: discord.Interaction, action_id: str, verb: str) -> None:
+        """A deck click: its answer is a private card, sent as the interaction's first response
+        (an update of the ephemeral card clicked, or a new ephemeral message for a click on a
+        public post). Should the core take longer than Discord's 3 s allow, the interaction is
+        deferred first and the card follows as an edit of the original response."""
+        route = self.registry.verb(verb)
+        # Only an ephemeral card is replaced: a public message is never rewritten with a private one.
+        ephemeral = interaction.message is not None and interaction.message.flags.ephemeral
+        replace = bool(route and route.button and route.button.card == "replace") and ephemeral
+        task = asyncio.ensure_future(self._core().press(self.context(interaction), action_id))
+        done, _ = await asyncio.wait({task}, timeout=self.core_timeout)
+        if not done:
+            if replace:
+                await interaction.response.defer()  # DEFERRED_UPDATE_MESSAGE: the card stays as it is
+            else:
+                await interaction.response.defer(ephemeral=True, thinking=True)
+            self.acks.done(interaction.token)
+        answer = await task
+        if not isinstance(answer, Card):  # not expected for these verbs; never leave the person unanswered
+            if not interaction.response.is_done():
+                await self._defer(interaction, thinking=False)
+            if answer is not None:
+                await self._core().refuse(self.context(interaction), DomainError("unknown_button"))
+            return
+        part = render.card(self.prompts.render_message(answer.message, render.escape))
+        view = render.view_for(part.rows)
+        if interaction.response.is_done():
+            await interaction.edit_original_response(
+                content=part.content, view=view, allowed_mentions=render.NO_MENTIONS
+            )
+        elif answer.replace and replace:
+            await interaction.response.edit_message(
+                content=part.content, view=view, allowed_mentions=render.NO_MENTIONS
+            )
+        else:
+            kw: dict[str, Any] = {"view": view} if view is not None else {}
+            await interaction.response.send_message(
+                part.content, ephemeral=True, allowed_mentions=render.NO_MENTIONS, suppress_embeds=True, **kw
+            )
+        self.acks.done(interaction.token)
 
     # --- forms (modals) -----------------------------------------------------------------------
 

@@ -116,6 +116,16 @@ def chunk(message: Rendered) -> list[Chunk]:
     return out or [Chunk("")]
 
 
+def card(message: Rendered) -> Chunk:
+    """A private card (the voting deck) as one message: an interaction update replaces one message,
+    so the text is cut to 2,000 characters if it must be, and every button is kept."""
+    text = "\n\n".join(b.text for b in message.blocks if b.text)
+    if len(text) > MAX_CONTENT:
+        text = text[: MAX_CONTENT - 1].rstrip("\\") + "…"
+    buttons = message.buttons[: MAX_ROWS * MAX_ROW_BUTTONS]
+    return Chunk(text, tuple(_rows(buttons)))
+
+
 def view_for(rows: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
     """A stopped View (so discord.py keeps nothing in memory): clicks are decoded from the
     ``custom_id`` by the client's ``DynamicItem`` classes, which also works after a restart."""

@@ -39,7 +39,8 @@ from bot.config import SlackConfig
 from bot.domain.commands import Audience, Context
 from bot.domain.errors import DomainError
 from bot.forms import Form, FormField
-from bot.messages import Block, Rendered
+from bot.messages import Block, Card, Rendered
+from bot.ports import DeliveryError
 from bot.prompts import PromptKey
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.sanitize import one_line, storable
@@ -352,9 +353,15 @@ class SlackHandlers:
     conveners: ConvenerCheck
     seen: SeenIds
     audiences: AudienceCheck
+    cards: SlackChatPort | None = None  # answers deck clicks through their response_url
     busy: int = 0
     _idle: asyncio.Event | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP session the cards go out on (at shutdown)."""
+        if self.cards is not None:
+            await self.cards.aclose()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run post-ack work in its own task (counted by `wait_idle`). The listener then returns, so
@@ -427,6 +434,21 @@ class SlackHandlers:
         except Exception as err:
             log.warning("views.open failed: %s", _reason(err))
             await self.say_privately(ctx, "form_not_opened")
+
+    async def show_card(self, ctx: Context, card: Card, *, on_ephemeral: bool) -> None:
+        """A deck card through the click itself: the interaction's response_url replaces the card
+        clicked (or adds one, for a click on a public post: a public message is never replaced).
+        Without a usable response_url (none, expired, used up) it goes as a new ephemeral message."""
+        if self.cards is None:
+            self.cards = SlackChatPort(self.client)
+        rendered = self.core.prompts.render_message(card.message, escape)
+        if ctx.reply_handle:
+            try:
+                await self.cards.respond(ctx.reply_handle, rendered, replace=card.replace and on_ephemeral)
+                return
+            except DeliveryError as err:
+                log.warning("a card could not go through its response_url: %s", err.reason)
+        await self.cards.post_private(ctx.where, ctx.actor.user_id, rendered, None)
 
     async def guarded(self, ctx: Context | None, work: Callable[[], Awaitable[None]]) -> None:
         """Run core work after the ack; storage trouble and bugs become a private apology."""
@@ -579,6 +601,7 @@ def create_bolt_app(
     async def on_action(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
         action_id, trigger = body["actions"][0]["action_id"], body.get("trigger_id")  # PayloadShape
+        ephemeral = _dig(body, "container", "is_ephemeral") is True
         try:
             ctx = await h.context(
                 body,
@@ -595,8 +618,11 @@ def create_bolt_app(
             return
 
         async def work() -> None:
-            form = await core.press(ctx, action_id)
-            await h.open_form(ctx, form, trigger)
+            answer = await core.press(ctx, action_id)
+            if isinstance(answer, Card):
+                await h.show_card(ctx, answer, on_ephemeral=ephemeral)
+            else:
+                await h.open_form(ctx, answer, trigger)
 
         h.spawn(h.guarded(ctx, work))
 

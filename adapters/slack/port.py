@@ -295,11 +295,17 @@ class SlackChatPort:
                 else:
                     raise
 
-    async def respond(self, reply_handle: str, message: Rendered) -> None:
-        """Ephemeral, through the payload's ``response_url`` alone: the one way back to a sender whose
-        ids could not be read."""
+    async def respond(self, response_url: str, message: Rendered, *, replace: bool = False) -> None:
+        """Ephemeral, through an interaction's ``response_url`` (not rate-limited per workspace as
+        chat.postEphemeral is): a deck card in place of the ephemeral message clicked (``replace``),
+        else new ephemeral messages (also the one way back to a sender whose ids could not be read).
+        Never used to replace a public message."""
+        if replace:
+            text, blocks = render_messages(message)[0]
+            await self._respond(response_url, text, blocks, replace=True)
+            return
         for text, blocks in render_messages(message):
-            await self._respond(reply_handle, text, blocks)
+            await self._respond(response_url, text, blocks)
 
     async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
         opened = await self._call("conversations_open", users=user_id)
@@ -422,14 +428,19 @@ class SlackChatPort:
         data = response.data
         return data if isinstance(data, dict) else {}
 
-    async def _respond(self, response_url: str, text: str, blocks: list[dict[str, Any]]) -> None:
+    async def _respond(
+        self, response_url: str, text: str, blocks: list[dict[str, Any]], *, replace: bool = False
+    ) -> None:
         self._session()
         shared = self.client.session
         session = shared if shared is not None and not shared.closed else aiohttp.ClientSession()
         hook = AsyncWebhookClient(response_url, session=session)
         try:
             resp = await hook.send(
-                text=text, blocks=blocks or None, response_type="ephemeral", replace_original=False
+                text=text,
+                blocks=blocks or None,
+                response_type=None if replace else "ephemeral",
+                replace_original=replace,
             )
         except Exception as err:
             raise DeliveryError(f"response_url: {type(err).__name__}") from None

@@ -101,6 +101,7 @@ async def run_slack(
             await stop.wait()
         finally:
             await handler.close_async()  # type: ignore[no-untyped-call]
+            await bolt.convene_handlers.aclose()  # type: ignore[attr-defined]
         return
     signing = secret(env, config.signing_secret_env, "the signing secret")
     runner = web.AppRunner(
@@ -114,3 +115,4 @@ async def run_slack(
         await stop.wait()
     finally:
         await runner.cleanup()
+        await bolt.convene_handlers.aclose()  # type: ignore[attr-defined]

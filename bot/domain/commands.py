@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from bot.domain.deck import DeckPlace
 from bot.domain.validation import ActionEdit, ActionSpec, GoalSpec, GoalTracking, ProgressReport
 from bot.refs import ConversationRef, UserRef
 
@@ -84,6 +85,27 @@ class CastBallot:
     round_id: str
     idea: int
     choice: str  # agree | disagree | pass
+    # Cast from the voting deck: where the voter was; the answer is their next card.
+    deck: DeckPlace | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDeck:
+    """The "Vote" button on a public post: a private card with the next idea to vote on."""
+
+    ctx: Context
+    round_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MoveInDeck:
+    """Skip, Back or Next on a deck card; ``idea`` is the card's idea (None on a card without one)."""
+
+    ctx: Context
+    round_id: str
+    idea: int | None
+    move: str  # skip | back | next
+    trail: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +115,14 @@ class RateIdea:
     idea: int
     urgency: int | None
     impact: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseBatch:
+    """A continuous round's next batch of ideas is due (a timer)."""
+
+    ctx: Context | None
+    round_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,12 +80,13 @@ def check_volunteer(owner: str | None) -> None:
         raise DomainError("action_taken_already", owner=owner)
 
 
-def card_buttons(phase: str) -> Sequence[str]:
-    """The round card's buttons (verbs) in each phase: join while there is something to join for."""
+def card_buttons(phase: str, *, continuous: bool = False) -> Sequence[str]:
+    """The round card's buttons (verbs) in each phase: join while there is something to join for,
+    "Vote" (the private deck) while voting, and ideas too while a continuous round votes."""
     if phase == Phase.CONTRIBUTE:
         return ("join", "contribute", "mine")
     if phase == Phase.VOTE:
-        return ("join",)
+        return ("deck", "join", "contribute", "mine") if continuous else ("deck", "join")
     return ()
 
 

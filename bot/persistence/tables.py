@@ -169,7 +169,10 @@ class BallotRow(Base):
     choice: Mapped[str | None] = mapped_column(String(8))  # agree | disagree | pass
     urgency: Mapped[int | None] = mapped_column(SmallInteger)
     impact: Mapped[int | None] = mapped_column(SmallInteger)
-    __table_args__ = (UniqueConstraint("round_id", "idea_number", "voter_key"),)
+    __table_args__ = (
+        UniqueConstraint("round_id", "idea_number", "voter_key"),
+        Index("ix_ballots_round_voter", "round_id", "voter_key"),  # one voter's ballots (the deck)
+    )
 
 
 class GoalRow(Base):

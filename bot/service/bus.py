@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sqlalchemy import event as sqla_event
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,7 +28,7 @@ from bot.forms import Form
 from bot.ids import ComponentId
 from bot.keys import KeyUnavailable
 from bot.messages import Message, Part
-from bot.persistence.tables import InboxRow, RoundRow, TimerRow
+from bot.persistence.tables import InboxRow, OutboxRow, RoundRow, TimerRow
 from bot.prompts import PromptKey
 from bot.sanitize import canonical_text
 from bot.service import queries
@@ -55,8 +56,10 @@ class Bus:
         self.sessions = sessions
         self.notify = notify
         ingest = services.config.ingest
+        # The relay is woken by the batches that wrote outbox rows (see _apply_batch), not by every
+        # batch: deck clicks write none, and a woken relay competes for SQLite's write lock.
         self.ingest = GroupCommit(
-            sessions, self._apply_batch, notify, ingest.batch_max, ingest.batch_wait_ms / 1000
+            sessions, self._apply_batch, lambda: None, ingest.batch_max, ingest.batch_wait_ms / 1000
         )
 
     def unit(self, session: AsyncSession, ctx: Context | None) -> Unit:
@@ -79,6 +82,13 @@ class Bus:
         return await self._transact(
             command.ctx, route, getattr(command, "round_id", None), lambda _u: command
         )
+
+    async def answer(self, command: Any) -> Any:
+        """Run a batched command and return its handler's answer for it (the deck's next card),
+        once its batch has committed: what is shown was stored."""
+        route = self.registry.route(type(command))
+        assert route.batch is not None, "only batched routes answer"
+        return await self.ingest.submit(command)
 
     async def submit(
         self, ctx: Context, name: str, round_id: str | None, arg: str | None, values: Mapping[str, str]
@@ -248,20 +258,32 @@ class Bus:
             for round_id in over:
                 self.services.keys.forget(round_id)
 
-    async def _apply_batch(self, s: AsyncSession, commands: list[Any]) -> None:
+    async def _apply_batch(self, s: AsyncSession, commands: list[Any]) -> list[Any]:
+        """Each batch handler gets its commands; their answers come back in the commands' order."""
         u = self.unit(s, None)
-        groups: dict[Any, list[Any]] = {}
-        for command in commands:
-            groups.setdefault(self.registry.route(type(command)).batch, []).append(command)
-        for handler, group in groups.items():
-            await handler(u, group)
+        groups: dict[Any, list[int]] = {}
+        for i, command in enumerate(commands):
+            groups.setdefault(self.registry.route(type(command)).batch, []).append(i)
+        answers: list[Any] = [None] * len(commands)
+        for handler, indices in groups.items():
+            got = await handler(u, [commands[i] for i in indices])
+            if got is not None:
+                for i, value in zip(indices, got, strict=True):
+                    answers[i] = value
+        if any(isinstance(o, OutboxRow) for o in (*s.new, *s.identity_map.values())):
+            sqla_event.listen(s.sync_session, "after_commit", lambda _s: self.notify(), once=True)
+        return answers
 
     # --- refusals -----------------------------------------------------------------------------
 
+    @staticmethod
+    def refusal(err: DomainError) -> Message:
+        params = {k: _jsonable(v) for k, v in err.params.items()}
+        return Message((Part(PromptKey.ERROR, {"code": err.code, **params}),))
+
     async def tell(self, ctx: Context, err: DomainError) -> None:
         """A refusal, privately, in its own transaction (the command's own was rolled back)."""
-        params = {k: _jsonable(v) for k, v in err.params.items()}
-        message = Message((Part(PromptKey.ERROR, {"code": err.code, **params}),))
+        message = self.refusal(err)
         try:
             async with self.sessions() as s, s.begin():
                 s.add(private_row(ctx, message))

@@ -22,6 +22,7 @@ from bot.domain.errors import DomainError, FormErrors
 from bot.forms import Form
 from bot.ids import ComponentId
 from bot.keys import KeyStore
+from bot.messages import Card
 from bot.ports import Clock
 from bot.prompts import Prompts
 from bot.service.bus import Bus
@@ -83,8 +84,10 @@ class Convene:
         if error is not None and ctx is not None:
             await self._refusal(ctx, error, {}, inline=False)
 
-    async def press(self, ctx: Context, action_id: str) -> Form | None:
-        """A button was pressed. Returns a form to open, or None when the press was handled."""
+    async def press(self, ctx: Context, action_id: str) -> Form | Card | None:
+        """A button was pressed. Returns a form to open, a private card to show through the click
+        itself (the voting deck: refusals come back as a card too), or None when the press was
+        handled (its answer, if any, goes through the outbox)."""
         cid = ComponentId.decode(action_id)
         route = self.registry.verb(cid.verb) if cid is not None else None
         if cid is None or route is None or route.button is None or len(cid.args) != route.button.arity:
@@ -94,11 +97,16 @@ class Convene:
             arg = cid.args[0] if cid.args else None
             return await self.open_form(ctx, route.form.name, round_id=cid.round_id, arg=arg)
         assert route.button.build is not None
+        card = route.button.card
         try:
             command = route.button.build(ctx, cid.round_id, cid.args)
         except DomainError as err:
+            if card is not None:
+                return Card(self.bus.refusal(err), replace=card == "replace")
             await self.refuse(ctx, err)
             return None
+        if card is not None:
+            return Card(await self.bus.answer(command), replace=card == "replace")
         await self.handle(command)
         return None
 

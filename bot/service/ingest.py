@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,7 +20,8 @@ from bot.service.errors import ServiceUnavailable
 
 log = logging.getLogger("convene.ingest")
 
-ApplyBatch = Callable[[AsyncSession, list[Any]], Awaitable[None]]
+# Returns one answer per command, in order (or None: no answers), handed back by `submit`.
+ApplyBatch = Callable[[AsyncSession, list[Any]], Awaitable[Sequence[Any] | None]]
 
 
 class GroupCommit:
@@ -37,21 +38,22 @@ class GroupCommit:
         self.notify = notify
         self.batch_max = batch_max
         self.wait = wait_seconds
-        self._queue: list[tuple[Any, asyncio.Future[None]]] = []
+        self._queue: list[tuple[Any, asyncio.Future[Any]]] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.batches = 0  # for benchmarks and tests: how many transactions served the commands
 
-    async def submit(self, command: Any) -> None:
+    async def submit(self, command: Any) -> Any:
+        """Queue ``command``; returns its answer once its batch has committed."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run(), name="convene-group-commit")
-        fut: asyncio.Future[None] = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._queue.append((command, fut))
         assert self._wake is not None
         self._wake.set()
-        await fut
+        return await fut
 
     async def aclose(self) -> None:
         if self._task is not None and not self._task.done():
@@ -67,17 +69,19 @@ class GroupCommit:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self.wait and len(self._queue) < self.batch_max:
-                await asyncio.sleep(self.wait)  # let the clicks arriving together share a commit
+            # Clicks arriving together wait a moment to share a commit; a lone click commits at
+            # once (it is waiting for its answer), and what arrives meanwhile forms the next batch.
+            if self.wait and 1 < len(self._queue) < self.batch_max:
+                await asyncio.sleep(self.wait)
             while self._queue:
                 batch = self._queue[: self.batch_max]
                 del self._queue[: self.batch_max]
                 await self._commit(batch)
 
-    async def _commit(self, batch: list[tuple[Any, asyncio.Future[None]]]) -> None:
+    async def _commit(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
         try:
             async with self.sessions() as s, s.begin():
-                await self.apply(s, [command for command, _ in batch])
+                answers = await self.apply(s, [command for command, _ in batch])
         except Exception as err:
             log.warning("a batch of %d commands failed: %s", len(batch), type(err).__name__)
             for _, fut in batch:
@@ -85,7 +89,7 @@ class GroupCommit:
                     fut.set_exception(ServiceUnavailable(type(err).__name__))
             return
         self.batches += 1
-        for _, fut in batch:
+        for i, (_, fut) in enumerate(batch):
             if not fut.done():
-                fut.set_result(None)
+                fut.set_result(answers[i] if answers is not None else None)
         self.notify()

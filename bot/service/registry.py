@@ -22,7 +22,8 @@ from bot.persistence.tables import TimerRow
 # Handlers, guards and reactions take a ``bot.service.unit.Unit`` first; it is not named here so
 # that the registry depends on nothing of the service (the unit's services hold the registry).
 Handler = Callable[[Any, Any], Awaitable[None]]
-BatchHandler = Callable[[Any, list[Any]], Awaitable[None]]
+# A batch handler may return one answer per command (the deck's next card), in the commands' order.
+BatchHandler = Callable[[Any, list[Any]], Awaitable[list[Any] | None]]
 Reaction = Callable[[Any, Any], Awaitable[None]]
 Guard = Callable[[Any], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,11 +54,15 @@ class Text:
 @dataclass(frozen=True, slots=True)
 class Button:
     """A button verb (``cv:<round>:<verb>:<args>``) taking exactly ``arity`` arguments. Without
-    ``build`` it opens the command's form with its first argument as the form's argument."""
+    ``build`` it opens the command's form with its first argument as the form's argument. With
+    ``card`` the click is answered by a private card (``bot.messages.Card``) that its batched
+    handler returns: ``"new"`` shows it as a new private message (a button on a public post),
+    ``"replace"`` in place of the card that was clicked."""
 
     verb: str
     arity: int = 0
     build: Callable[[Context, str, tuple[str, ...]], Any] | None = None
+    card: Literal["new", "replace"] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +238,11 @@ class Registry:
     def verb_opens_form(self, verb: str) -> bool:
         route = self.verb(verb)
         return bool(route and route.button and route.button.build is None and route.form)
+
+    def verb_answers_card(self, verb: str) -> bool:
+        """A click whose answer is a private card (adapters answer it through the click itself)."""
+        route = self.verb(verb)
+        return bool(route and route.button and route.button.card)
 
     def reactions_to(self, event: Any) -> list[ReactionSpec]:
         return [x for x in self.reactions if isinstance(event, x.event) and x.matches(event)]

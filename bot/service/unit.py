@@ -253,6 +253,24 @@ class Unit:
             chunk = tuple(parts[i : i + PARTS_PER_MESSAGE])
             await self.post(Message((header, *chunk) if i == 0 else chunk))
 
+    async def post_list(
+        self,
+        header: Part,
+        prompt: str,
+        items: Sequence[Mapping[str, Any]],
+        per_message: int,
+        buttons: Callable[[Sequence[Mapping[str, Any]]], Sequence[ButtonSpec]],
+    ) -> None:
+        """A header and a compact list, ``per_message`` items to a message, each message with the
+        buttons ``buttons`` gives for its items (one "Vote" button; goal buttons naming their idea)."""
+        if not items:
+            await self.post(Message((header,)))
+            return
+        for i in range(0, len(items), per_message):
+            chunk = items[i : i + per_message]
+            part = Part(prompt, {"ideas": list(chunk)}, tuple(buttons(chunk)))
+            await self.post(Message((header, part) if i == 0 else (part,)))
+
     # --- events -------------------------------------------------------------------------------
 
     async def emit(self, event: Any) -> None:
@@ -261,8 +279,14 @@ class Unit:
 
 
 def button(
-    round_id: str, verb: str, *args: str | int, label: str | None = None, style: Style = "default"
+    round_id: str,
+    verb: str,
+    *args: str | int,
+    label: str | None = None,
+    style: Style = "default",
+    params: Mapping[str, Any] | None = None,
 ) -> ButtonSpec:
-    """A button that carries the id of what it acts on (``cv:<round>:<verb>:<args>``)."""
+    """A button that carries the id of what it acts on (``cv:<round>:<verb>:<args>``); ``params``
+    fill its label ("Make Idea {label} a goal")."""
     cid = ComponentId(round_id, verb, tuple(str(a) for a in args))
-    return ButtonSpec(cid.encode(), label or verb, style)
+    return ButtonSpec(cid.encode(), label or verb, style, params)

@@ -431,7 +431,12 @@ async def _slack_round(r: Any) -> tuple[list[str], list[Json]]:
     await r.form("bob", "contribute", {"text": "Bins at the bridge"})
     views = [c.view for c in r.fake.calls("views.open") if c.ok and isinstance(c.view, dict)]
     await r.command("maya", "next")
-    return r.channel_buttons(r"^cv:"), views
+    # What people click while voting: the public "Vote" and the buttons of a deck card.
+    from tests.adapters.slack.rig import card_buttons
+
+    card = await r.open_deck("alice")
+    deck = list(card_buttons(card).values()) if card else []
+    return r.channel_buttons(r"^cv:") + deck, views
 
 
 async def fuzz_slack(count: int, seed: int, workdir: Path, *, engine: AsyncEngine | None = None) -> Tally:
@@ -547,6 +552,8 @@ class DiscordInputs:
         if kind == "click":
             custom_id = self.rng.choice([*self.buttons, f"cv:{rid}:join", "cvp:2:cv:x:form:goal"])
             message = fake.find_message(custom_id)
+            if message is not None and int(message.get("flags") or 0) & 64:
+                message = None  # a deck card is ephemeral: only its owner clicks it, so send it as forged
             if message is None:
                 from tests.platform_fakes import discord_payloads as p
 
@@ -651,9 +658,10 @@ async def fuzz_discord(count: int, seed: int, workdir: Path, *, engine: AsyncEng
                 await rig.join("alice", rid)
                 await rig.contribute("alice", rid, "Plant reeds")
                 await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-                votes = f"cv:{rid}:v:1:a"
-                card = await rig.wait_public(lambda m: votes in rig.buttons(m))
-                buttons = rig.buttons(card)
+                # What people click while voting: the public "Vote" and a deck card's buttons.
+                deck = f"cv:{rid}:deck"
+                release = await rig.wait_public(lambda m: deck in rig.buttons(m))
+                buttons = rig.buttons(release) + rig.buttons(await rig.open_deck("alice", rid))
                 inputs = DiscordInputs(rig, rng, rid, buttons)
                 with watching(tally):
                     for _ in range(count):

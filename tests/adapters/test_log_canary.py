@@ -96,11 +96,11 @@ async def test_A1_a_discord_round_at_debug_logs_no_person_next_to_an_idea(tmp_pa
                 await rig.contribute(who, rid, text)
                 assert text in await rig.reply(await rig.slash(who, "mine"))
             await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-            await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
-            votes = [c for m in rig.public() for c in rig.buttons(m) if c.endswith(":a")]
-            for who in ideas:
-                for cid in votes:
-                    await rig.reply(await rig.click(who, cid))
+            await rig.wait_public(lambda m: f"cv:{rid}:deck" in rig.buttons(m))
+            for who in ideas:  # through the deck: one card per idea, Agree on each
+                await rig.open_deck(who, rid)
+                for _ in ideas:
+                    await rig.press(who, "Agree")
             await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "goals")
             users = rig.users
     assert any(k.text.split()[2] == "DEBUG" for k in keep.kept), "the round logged at DEBUG"

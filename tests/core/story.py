@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -71,8 +72,14 @@ async def contribute_all(h: Harness) -> None:
 
 
 async def vote(h: Harness, name: str, idea: int, choice: str) -> None:
-    who = h.driver.people[name]
-    await h.driver.press(who, h.driver.find_button(who, choice, f":v:{idea}:"))
+    """``name`` votes ``choice`` on ``idea`` through their private deck."""
+    await h.driver.vote_on(h.driver.people[name], idea, choice)
+
+
+def released(h: Harness) -> dict[str, int]:
+    """Each released idea's number, as the release list shows it ("Idea 7 · text")."""
+    text = h.public_text()
+    return {idea: int(n) for n, idea in re.findall(r"^Idea (\d+) · ([^\n]*)$", text, flags=re.M)}
 
 
 async def to_vote(h: Harness) -> str:

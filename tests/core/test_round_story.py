@@ -31,7 +31,7 @@ async def test_a_whole_round_reaches_every_linked_channel_without_attribution(ha
     # Sector figures only for sectors with at least k (here 2) voters: never Lena's lone "business".
     assert "Agreement by sector: Public sector 100% · Resident 100%" in results
     assert "Business" not in results
-    form = await h.driver.press(maya, h.driver.find_button(maya, "Make this a goal", ":goal:1"))
+    form = await h.driver.press(maya, h.driver.find_button(maya, "Make Idea 1 a goal", ":goal:1"))
     assert form is not None
     await h.driver.submit(
         maya, form, await story.goal_values(idea="1", pilot="yes", review_date="2027-03-01")
@@ -106,7 +106,7 @@ async def test_withdraw_own_idea_before_release_only(harness: Harness) -> None:
     assert "Mine to withdraw" not in h.privates("lena")[-1]  # only your own ideas are listed
     raj = h.driver.people["raj"]
     await h.driver.command(raj, "mine")
-    await h.driver.press(raj, h.driver.find_button(raj, "Withdraw"))
+    await h.driver.press(raj, h.driver.find_button(raj, "Withdraw #1"))
     assert "withdrawn" in h.privates("raj")[-1]
     await h.driver.command(h.person("maya"), "next")
     assert "Mine to withdraw" not in h.public_text()
@@ -116,10 +116,15 @@ async def test_withdraw_own_idea_before_release_only(harness: Harness) -> None:
 async def test_votes_outside_the_vote_phase_are_refused(harness: Harness) -> None:
     h = harness
     await story.to_vote(h)
-    await h.driver.command(h.person("maya"), "next")
     raj = h.driver.people["raj"]
-    await h.driver.press(raj, h.driver.find_button(raj, "Agree", ":v:1:"))
-    assert "not possible in the Set goals phase" in h.privates("raj")[-1]
+    card = await h.driver.open_deck(raj)
+    await h.driver.command(h.person("maya"), "next")
+    assert card is not None
+    await h.driver.press(raj, next(b for b in card.buttons if b.label == "Agree"))
+    assert "Voting on Safer streets has closed" in h.privates("raj")[-1]
+    closed = h.driver.card(raj)
+    assert closed is not None
+    assert not closed.buttons  # the closed card offers nothing to click
     assert await h.scalar("select count(*) from ballots") == 0
 
 

@@ -39,9 +39,7 @@ async def test_A5_a_sector_figure_needs_k_voters_on_that_idea(engine: AsyncEngin
         await story.contribute(h, "oona", "Everyone votes on this one")
         await story.contribute(h, "rhea", "Only one official votes on this one")
         await h.driver.command(h.person("maya"), "next")
-        public = h.public_text()
-        released = re.findall(r"Idea (\d+)\S*\n(Everyone votes[^\n]*|Only one official[^\n]*)", public)
-        numbers = {text: int(n) for n, text in released}
+        numbers = story.released(h)
         everyone, one = numbers["Everyone votes on this one"], numbers["Only one official votes on this one"]
         for name in OFFICIALS + RESIDENTS:
             await story.vote(h, name, everyone, "Agree")

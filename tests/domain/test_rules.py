@@ -86,7 +86,8 @@ def test_quota_and_volunteering() -> None:
 
 def test_which_buttons_each_phase_shows() -> None:
     assert rules.card_buttons("contribute") == ("join", "contribute", "mine")
-    assert rules.card_buttons("vote") == ("join",)
+    assert rules.card_buttons("vote") == ("deck", "join")
+    assert rules.card_buttons("vote", continuous=True) == ("deck", "join", "contribute", "mine")
     for phase in ("goals", "actions", "closed", "cancelled"):
         assert rules.card_buttons(phase) == ()
     assert rules.action_card_buttons("actions", None) == ("take",)

@@ -180,6 +180,29 @@ SAMPLE: dict[str, Any] = {
     "closed": False,
     "median": None,
     "followup": {"every": 7},
+    "continuous": None,
+    "batch_min": None,
+    "batch": False,
+    "merged": True,
+    "voted": 3,
+    "total": 9,
+}
+# Keys two families of templates use differently: each family's own value.
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "vote/deck_": {"kind": "recorded", "current": "agree"},
+}
+# Templates that list ideas render each item's fields.
+LISTS = {
+    PromptKey.RELEASE_LIST: [{"label": 1, "preview": "x"}],
+    PromptKey.RESULTS_LIST: [
+        {
+            **{k: SAMPLE[k] for k in ("rank", "label", "agree", "disagree", "pass", "score")},
+            **{k: SAMPLE[k] for k in ("common_ground", "urgency", "impact", "by_sector")},
+            **{k: SAMPLE[k] for k in ("sectors_hidden", "sector_k")},
+            "preview": "x",
+            "divisive": False,
+        }
+    ],
 }
 
 
@@ -189,6 +212,11 @@ def test_every_prompt_key_has_a_template_that_renders(key: PromptKey) -> None:
     params = dict(SAMPLE)
     if key == PromptKey.ERROR:
         params["code"] = "not_convener"
+    if key in LISTS:
+        params["ideas"] = LISTS[key]
+    for prefix, values in OVERRIDES.items():
+        if key.value.startswith(prefix):
+            params.update(values)
     assert prompts.render(key, params).strip()
 
 
@@ -344,12 +372,17 @@ def test_demo_plays_a_whole_round_and_writes_the_report(tmp_path: Path) -> None:
         }
     assert all(set(a) >= {"title", "goal", "owner", "due"} for a in report["actions"])
     transcript = (tmp_path / "transcript.txt").read_text()
-    # Every button shown carries a label from labels.yaml (never the key's fallback).
-    button_labels = set(Prompts().labels["buttons"].values())
+    # Every button shown carries a label from labels.yaml (never the key's fallback); labels with
+    # places ("Make Idea {label} a goal") are filled in.
+    patterns = [
+        re.compile(re.sub(r"\\\{\w+\\\}", r"\\d+", re.escape(label)) + "$")
+        for label in Prompts().labels["buttons"].values()
+    ]
     rows = [line for line in transcript.splitlines() if line.startswith("  [")]
     shown = {label for row in rows for label in re.findall(r"\[([^\]]+)\]", row)}
     assert shown
-    assert shown - {"image: consensus.png"} <= button_labels
+    for label in shown - {"image: consensus.png"}:
+        assert any(p.match(label) for p in patterns), label
     assert "slack #city-goals" in transcript
     assert "discord #common-goals" in transcript
     assert "# Common goals" in (tmp_path / "report.md").read_text()

@@ -433,13 +433,23 @@ class FakeDiscord:
         """The uploaded bytes of ``message``'s attachments, in order."""
         return [self.uploads[a["id"]] for a in message.get("attachments") or [] if a["id"] in self.uploads]
 
-    def find_message(self, custom_id: str) -> JSON | None:
-        """The newest stored message having a component with ``custom_id``."""
+    def find_message(self, custom_id: str, viewer: str | None = None) -> JSON | None:
+        """The newest stored message having a component with ``custom_id`` (that the user
+        ``viewer`` can see, if given: ephemeral messages only show to their own user)."""
         for m in reversed(list(self.messages.values())):
+            if viewer is not None and not self._sees(viewer, m):
+                continue
             for c, _ in rules._walk(m.get("components") or [], ()):
                 if c.get("custom_id") == custom_id:
                     return m
         return None
+
+    @staticmethod
+    def _sees(user_id: str, message: JSON) -> bool:
+        if not message["flags"] & p.FLAG_EPHEMERAL:
+            return True
+        owner = (message.get("interaction_metadata") or {}).get("user") or {}
+        return bool(owner.get("id") == user_id)
 
     def fail_next(
         self,
@@ -664,10 +674,14 @@ class FakeDiscord:
     ) -> JSON:
         """A button click. ``message`` defaults to the newest stored message carrying that
         ``custom_id`` (e.g. one the bot sent earlier, even from a previous client)."""
-        msg = message or self.find_message(custom_id)
+        clicker = (user or self.user)["id"]
+        msg = message or self.find_message(custom_id, viewer=clicker)
         if msg is None:
             raise FakeDiscordError(f"no stored message has a component with custom_id {custom_id!r}")
         ctx = self._ctx(user, channel or self.channels.get(msg["channel_id"]))
+        if not self._sees(clicker, msg):
+            # Only the person an ephemeral message was shown to can see it, so only they can click.
+            raise FakeDiscordError("an ephemeral message can only be clicked by the one who sees it")
         return p.click(custom_id, msg, **ctx, **kw)
 
     def submit_modal(
@@ -1052,8 +1066,15 @@ class FakeDiscord:
             flags = p.FLAG_LOADING | (int(data.get("flags") or 0) & p.FLAG_EPHEMERAL)
             message = self._interaction_message(rec, {"flags": flags})
         elif cb_type == 7:
+            # UPDATE_MESSAGE: the message clicked (for an ephemeral one, as only its user sees it)
+            # is updated in place; it stays ephemeral whatever flags the update sends.
             base: JSON = self.messages.get(rec.payload["message"]["id"]) or rec.payload["message"]
             message = self._edit(dict(base), data)
+        elif cb_type == 6 and itype == p.MESSAGE_COMPONENT:
+            # DEFERRED_UPDATE_MESSAGE: the clicked message is the original response, edited later
+            # through PATCH .../messages/@original.
+            clicked = rec.payload["message"]
+            rec.original = self.messages.setdefault(clicked["id"], clicked)
         if message is not None:
             rec.original = message
             self.messages[message["id"]] = message
@@ -1182,7 +1203,8 @@ class FakeDiscord:
 
     async def _channel_message(self, call: RestCall, params: dict[str, str]) -> web.StreamResponse:
         msg = self.messages.get(params["message_id"])
-        if msg is None or msg["channel_id"] != params["channel_id"]:
+        # Ephemeral messages are not in the channel: only their interaction's webhook reaches them.
+        if msg is None or msg["channel_id"] != params["channel_id"] or msg["flags"] & p.FLAG_EPHEMERAL:
             return self._answer(call, rules.error(rules.UNKNOWN_MESSAGE, "Unknown Message"), 404)
         if call.method == "GET":
             return self._answer(call, msg)

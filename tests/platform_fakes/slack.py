@@ -4,7 +4,11 @@ One aiohttp server on 127.0.0.1 with an ephemeral port, in the test's event loop
 
 * ``/api/<method>``: the Web API. Point ``AsyncWebClient(base_url=fake.base_url)`` at it. Every call
   is recorded (`RecordedCall`) with parsed params, headers and the response sent.
-* ``/response/<id>``: response_urls handed out in payloads built via ``fake.payloads``.
+* ``/response/<id>``: response_urls handed out in payloads built via ``fake.payloads``. As on Slack,
+  each knows where it came from: ``replace_original`` replaces the message clicked (an ephemeral
+  one for its user only; a public one for everyone), ``delete_original`` deletes it, and otherwise
+  a new ephemeral message (or, with ``response_type: in_channel``, a public one) appears.
+  Ephemeral messages (from here and ``chat.postEphemeral``) are kept per user: `ephemerals`.
 * ``/link/?ticket=...``: Socket Mode websocket, the URL that ``apps.connections.open`` returns.
 * ``/upload/v1/<key>``: the file upload URLs that ``files.getUploadURLExternal`` hands out (Slack's
   ``files.slack.com/upload/v1/...``); ``files.completeUploadExternal`` shares what was uploaded.
@@ -129,6 +133,16 @@ class RecordedCall:
         return self.params.get(key, default)
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Where an interaction (and so its response_url) came from."""
+
+    channel: str | None = None
+    user: str | None = None
+    message_ts: str | None = None  # the message clicked (None for a slash command)
+    ephemeral: bool = False
+
+
 @dataclass
 class _Fault:
     status: int
@@ -223,6 +237,8 @@ class FakeSlackWebAPI:
         self._triggers: dict[str, float] = {}  # trigger_id -> issued at
         self._used_triggers: set[str] = set()
         self._response_urls: dict[str, list[float]] = {}  # id -> [issued_at, uses]
+        self._response_origin: dict[str, _Origin] = {}  # id -> where the interaction came from
+        self._ephemeral: dict[str, Json] = {}  # ts -> an ephemeral message (with "channel", "user")
         self._views: dict[str, Json] = {}
         self._files: dict[str, FakeFile] = {}  # file id -> file
         self._uploads: dict[str, str] = {}  # upload URL key -> file id
@@ -355,6 +371,14 @@ class FakeSlackWebAPI:
             ) from None
         return self.calls(method)
 
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 3.0, what: str = "") -> None:
+        """Wait until ``predicate()`` holds, checked after every request the fake answers."""
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or 'a condition'}") from None
+
     def reset(self) -> None:
         """Forget recorded calls, acks and pending faults. Issued trigger ids, response_urls,
         views, messages and socket connections stay valid."""
@@ -460,10 +484,32 @@ class FakeSlackWebAPI:
         self._triggers[trigger] = self.now()
         return trigger
 
-    def new_response_url(self) -> str:
+    def new_response_url(
+        self,
+        *,
+        channel: str | None = None,
+        user: str | None = None,
+        message_ts: str | None = None,
+        ephemeral: bool = False,
+    ) -> str:
         rid = f"{next(self._id_counter)}-{secrets.token_hex(8)}"
         self._response_urls[rid] = [self.now(), 0]
+        self._response_origin[rid] = _Origin(channel, user, message_ts, ephemeral)
         return f"{self.url}/response/{rid}"
+
+    def ephemerals(self, channel: str | None = None, user: str | None = None) -> list[Json]:
+        """Ephemeral messages as their users see them now (replaced in place, not deleted), oldest
+        first; each carries ``channel`` and ``user`` besides Slack's message fields."""
+        return [
+            m
+            for m in self._ephemeral.values()
+            if (channel is None or m["channel"] == channel) and (user is None or m["user"] == user)
+        ]
+
+    def _add_ephemeral(self, channel: str, user: str, call: RecordedCall) -> str:
+        ts = self.new_ts()
+        self._ephemeral[ts] = {**self._message(call, ts), "channel": channel, "user": user}
+        return ts
 
     def new_ts(self) -> str:
         return f"{self._ts_base}.{next(self._ts_counter):06d}"
@@ -603,13 +649,14 @@ class FakeSlackWebAPI:
         return result
 
     async def _chat_post_ephemeral(self, call: RecordedCall) -> Json:
-        if self._resolve_channel(call.get("channel")) is None:
+        channel = self._resolve_channel(call.get("channel"))
+        if channel is None:
             return {"ok": False, "error": "channel_not_found"}
         if not call.get("user"):
             return {"ok": False, "error": "user_not_in_channel"}
         if (err := self._content_errors(call)) is not None:
             return err
-        return {"ok": True, "message_ts": self.new_ts()}
+        return {"ok": True, "message_ts": self._add_ephemeral(channel, str(call["user"]), call)}
 
     async def _chat_update(self, call: RecordedCall) -> Json:
         channel, ts = call.get("channel"), call.get("ts")
@@ -928,7 +975,40 @@ class FakeSlackWebAPI:
         if problems := validate_blocks(call.params.get("blocks")):
             return 400, self._invalid("invalid_blocks", problems)
         entry[1] += 1
+        self._respond(self._response_origin.get(rid) or _Origin(), call)
         return 200, {"ok": True}
+
+    def _respond(self, origin: _Origin, call: RecordedCall) -> None:
+        """What Slack does with a response_url message, given the interaction it came from."""
+        params = call.params
+        channel, user = origin.channel, origin.user
+        if params.get("delete_original") in (True, "true"):
+            if origin.message_ts is not None:
+                if origin.ephemeral:
+                    self._ephemeral.pop(origin.message_ts, None)
+                elif channel is not None:
+                    self._messages.get(channel, {}).pop(origin.message_ts, None)
+            return
+        if params.get("replace_original") in (True, "true") and origin.message_ts is not None:
+            ts = origin.message_ts
+            if origin.ephemeral and ts in self._ephemeral:
+                old = self._ephemeral[ts]
+                self._ephemeral[ts] = {
+                    **self._message(call, ts),
+                    "channel": old["channel"],
+                    "user": old["user"],
+                }
+                return
+            if not origin.ephemeral and channel is not None and ts in self._messages.get(channel, {}):
+                self._messages[channel][ts].update(self._message(call, ts))  # for everyone in the channel
+                return
+        if channel is None:
+            return
+        if params.get("response_type") == "in_channel":
+            ts = self.new_ts()
+            self._messages[channel][ts] = self._message(call, ts)
+        elif user is not None:
+            self._add_ephemeral(channel, user, call)
 
     # Socket Mode --------------------------------------------------------------------------------
     async def _socket(self, request: web.Request) -> web.StreamResponse:

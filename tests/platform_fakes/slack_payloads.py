@@ -86,7 +86,14 @@ class _Issuer(Protocol):
     """What the builders need from the fake server (implemented by `FakeSlackWebAPI`)."""
 
     def new_trigger_id(self) -> str: ...
-    def new_response_url(self) -> str: ...
+    def new_response_url(
+        self,
+        *,
+        channel: str | None = None,
+        user: str | None = None,
+        message_ts: str | None = None,
+        ephemeral: bool = False,
+    ) -> str: ...
     def new_ts(self) -> str: ...
     def register_view(self, view: dict[str, Any]) -> None: ...
     def register_message(self, channel: str, message: dict[str, Any]) -> None: ...
@@ -117,9 +124,11 @@ class SlackPayloads:
             return self._issuer.new_trigger_id()
         return f"{next(_counter)}.{secrets.randbelow(10**12)}.{secrets.token_hex(16)}"
 
-    def _response_url(self) -> str:
+    def _response_url(self, **origin: Any) -> str:
+        """A response_url that knows its interaction's ``channel``, ``user`` and the message clicked
+        (``message_ts``, ``ephemeral``), as Slack's do."""
         if self._issuer is not None:
-            return self._issuer.new_response_url()
+            return self._issuer.new_response_url(**origin)
         return f"https://hooks.slack.invalid/commands/{self.workspace.team_id}/{next(_counter)}/x"
 
     def _ts(self) -> str:
@@ -159,7 +168,7 @@ class SlackPayloads:
         """A slash command: form-encoded over HTTP; the same fields as a dict in Socket Mode."""
         ws = self.workspace
         trigger_id = trigger_id or self._trigger_id()
-        response_url = response_url or self._response_url()
+        response_url = response_url or self._response_url(channel=channel_id, user=user_id)
         fields: dict[str, str] = {
             "token": ws.verification_token,
             "team_id": team_id or ws.team_id,
@@ -275,7 +284,9 @@ class SlackPayloads:
             }
             payload["channel"] = {"id": channel_id, "name": channel_name}
             payload["message"] = msg
-            payload["response_url"] = self._response_url()
+            payload["response_url"] = self._response_url(
+                channel=channel_id, user=user_id, message_ts=ts, ephemeral=is_ephemeral
+            )
         return self.interactive(payload)
 
     def _full_view(self, view: dict[str, Any]) -> dict[str, Any]:

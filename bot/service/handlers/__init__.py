@@ -6,6 +6,7 @@ from __future__ import annotations
 from bot.service.handlers import (
     actions,
     checkins,
+    deck,
     delphi,
     goals,
     info,
@@ -25,6 +26,7 @@ CAPABILITIES = (
     rounds.cap,
     participation.cap,
     voting.cap,
+    deck.cap,
     goals.cap,
     delphi.cap,
     actions.cap,

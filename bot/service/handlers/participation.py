@@ -3,22 +3,24 @@ the release of every idea, shuffled and unnamed, when voting opens."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+import datetime as dt
+
+from sqlalchemy import delete, func, select, update
 
 from bot.domain import commands as c
 from bot.domain import rules, validation
-from bot.domain.anonymity import release_plan
 from bot.domain.errors import DomainError
 from bot.domain.events import PhaseEntered
 from bot.domain.phases import OPEN_PHASES, Phase
+from bot.domain.release import continuous_allowed, distinct_new, next_batch_at, preview, release_batch
 from bot.domain.rules import Who
 from bot.forms import FormField, Option
 from bot.ids import new_id
 from bot.messages import Message, Part
-from bot.persistence.tables import IdeaRow, ParticipantRow, RoundRow
+from bot.persistence.tables import IdeaRow, ParticipantRow, RoundRow, TimerRow
 from bot.prompts import PromptKey
 from bot.service import queries
-from bot.service.registry import Button, Capability, FormDef, FormInput, Text
+from bot.service.registry import Button, Capability, FormDef, FormInput, Text, Timer
 from bot.service.unit import Unit, button
 
 cap = Capability("participation")
@@ -41,7 +43,8 @@ async def _join_fields(u: Unit, _arg: str | None) -> tuple[tuple[FormField, ...]
     rnd = u.round
     sectors = tuple(Option(x, u.label("sectors", x)) for x in rnd.settings["sectors"])
     fields = (FormField("sector", u.label("fields", "sector"), "select", required=False, options=sectors),)
-    return fields, u.render(PromptKey.CHARTER, {"title": rnd.title, "purpose": rnd.purpose})
+    params = {"title": rnd.title, "purpose": rnd.purpose, "continuous": rnd.settings.get("continuous")}
+    return fields, u.render(PromptKey.CHARTER, params)
 
 
 def _join_command(f: FormInput) -> c.JoinRound:
@@ -68,15 +71,31 @@ async def join(u: Unit, cmd: c.JoinRound) -> None:
             sector=cmd.sector,
         )
     )
-    buttons = [button(rnd.id, "contribute", style="primary")] if rnd.phase == Phase.CONTRIBUTE else []
+    buttons = []
+    if rnd.phase == Phase.CONTRIBUTE:
+        buttons = [button(rnd.id, "contribute", style="primary")]
+    elif rnd.phase == Phase.VOTE:
+        buttons = [button(rnd.id, "deck", style="primary")]
     u.reply(PromptKey.JOINED, {"title": rnd.title, "phase": rnd.phase}, buttons)
 
 
 # --- contribute -------------------------------------------------------------------------------
 
 
+async def _ideas_open(u: Unit) -> None:
+    """Ideas come in during the contribute phase, and while a continuous round votes."""
+    rnd = u.round
+    if rnd.phase == Phase.VOTE and not rnd.settings.get("continuous_active"):
+        raise DomainError("wrong_phase", phase=rnd.phase, needed=[Phase.CONTRIBUTE.value])
+
+
 async def _quota_left(u: Unit) -> None:
+    """At most ``per_participant`` ideas waiting for release (released ones keep no author)."""
+    await _ideas_open(u)
     rules.check_quota(len(await mine(u, u.round)), u.round.settings["per_participant"])
+
+
+IDEA_PHASES = (Phase.CONTRIBUTE, Phase.VOTE)  # the vote phase only in continuous rounds (_ideas_open)
 
 
 async def _contribute_fields(u: Unit, _arg: str | None) -> tuple[tuple[FormField, ...], str]:
@@ -96,7 +115,7 @@ def _contribute_command(f: FormInput) -> c.Contribute:
 
 @cap.command(
     c.Contribute,
-    phases=(Phase.CONTRIBUTE,),
+    phases=IDEA_PHASES,
     who=Who.MEMBER,
     guard=_quota_left,
     # Slash-command text can show up in the channel and in exports; only the form is private.
@@ -108,15 +127,21 @@ async def contribute(u: Unit, cmd: c.Contribute) -> None:
     rnd = u.round
     already = len(await mine(u, rnd))
     u.s.add(IdeaRow(id=new_id(), round_id=rnd.id, author_key=u.pseudonym(), text=cmd.text, status="pending"))
+    batch_min = None
+    if rnd.phase == Phase.VOTE:
+        await u.s.flush()
+        await schedule_batch(u, rnd)
+        batch_min = rnd.settings["continuous"]["batch_min"]
     # Deliberately no echo of the text: the private reply is a row too, until it is delivered.
-    params = {"count": already + 1, "limit": rnd.settings["per_participant"]}
+    params = {"count": already + 1, "limit": rnd.settings["per_participant"], "batch_min": batch_min}
     u.reply(PromptKey.CONTRIBUTION_RECORDED, params, [button(rnd.id, "mine")])
 
 
 @cap.command(
     c.ListMine,
-    phases=(Phase.CONTRIBUTE,),
+    phases=IDEA_PHASES,
     who=Who.MEMBER,
+    guard=_ideas_open,
     text=Text("mine", build=lambda ctx, _rest: c.ListMine(ctx)),
     button=Button("mine", build=lambda ctx, rid, _args: c.ListMine(ctx, rid)),
 )
@@ -126,15 +151,17 @@ async def list_mine(u: Unit, cmd: c.ListMine) -> None:
     parts = [
         Part(PromptKey.CONTRIBUTIONS_MINE, {"count": len(ideas), "limit": rnd.settings["per_participant"]})
     ]
-    for idea in ideas:
-        withdraw = button(rnd.id, "wd", idea.id, label="withdraw", style="danger")
-        parts.append(Part(PromptKey.RELEASE_IDEA, {"label": None, "text": idea.text}, (withdraw,)))
+    for n, idea in enumerate(ideas, start=1):
+        # Discord shows every button below all the text: each one names the idea it withdraws.
+        withdraw = button(rnd.id, "wd", idea.id, label="withdraw", style="danger", params={"n": n})
+        parts.append(Part(PromptKey.RELEASE_IDEA, {"label": None, "mine": n, "text": idea.text}, (withdraw,)))
     u.reply_message(Message(tuple(parts)))
 
 
 @cap.command(
     c.Withdraw,
-    phases=(Phase.CONTRIBUTE,),
+    phases=IDEA_PHASES,
+    guard=_ideas_open,
     button=Button("wd", 1, build=lambda ctx, rid, args: c.Withdraw(ctx, rid, args[0])),
 )
 async def withdraw(u: Unit, cmd: c.Withdraw) -> None:
@@ -154,21 +181,46 @@ async def withdraw(u: Unit, cmd: c.Withdraw) -> None:
 
 # --- release ----------------------------------------------------------------------------------
 
+RELEASE_PER_MESSAGE = 20  # ideas per public message: a compact numbered list and one "Vote" button
+RELEASE_BATCH = "release_batch"  # the timer of a continuous round's next batch
+
 
 @cap.on(PhaseEntered, target=Phase.VOTE)
 async def release(u: Unit, event: PhaseEntered) -> None:
-    """Show every contribution at once, shuffled, as "Idea n", with no author or origin.
+    """Show every contribution at once, shuffled, as "Idea n", with no author or origin; identical
+    ideas once. A continuous round keeps taking ideas while it votes, if enough people joined."""
+    rnd = u.round
+    rule = rnd.settings.get("continuous")
+    active = None
+    if rule is not None:
+        joined = await queries.count(u.s, ParticipantRow, ParticipantRow.round_id == rnd.id)
+        active = continuous_allowed(joined, rule["min_participants"])
+        rnd.settings = {**rnd.settings, "continuous_active": active}
+        if active:  # the first batch: later ones keep the minimum interval from it
+            u.s.add(_batch_timer(rnd, u.now(), "done"))
+    await release_pending(u, rnd, batch=False, continuous=active)
+
+
+async def release_pending(u: Unit, rnd: RoundRow, *, batch: bool, continuous: bool | None = None) -> int:
+    """Release the ideas waiting: merged with identical ones (already shown, or in this release),
+    shuffled, numbered after those already shown, and posted as a compact list.
 
     Rows are rewritten in the shuffled order with fresh random ids, so neither row order (SQLite
     rowid, PostgreSQL heap order) nor ids tell the order of submission."""
-    rnd = u.round
-    pending = await u.s.scalars(
-        select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending")
+    pending = await _texts(u, rnd, "pending")
+    shown = list(
+        await u.s.execute(
+            select(IdeaRow.number, IdeaRow.text).where(
+                IdeaRow.round_id == rnd.id, IdeaRow.status == "released"
+            )
+        )
     )
-    plan = release_plan(list(pending), u.rng)
-    await u.s.execute(delete(IdeaRow).where(IdeaRow.round_id == rnd.id))
+    plan = release_batch(
+        pending, u.rng, start=1 + max((n or 0 for n, _ in shown), default=0), shown=[t for _, t in shown]
+    )
+    await u.s.execute(delete(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"))
     await u.s.flush()
-    for idea in plan:
+    for idea in plan.ideas:
         u.s.add(
             IdeaRow(
                 id=new_id(),
@@ -180,21 +232,113 @@ async def release(u: Unit, event: PhaseEntered) -> None:
             )
         )
     await u.s.flush()
-    header = Part(PromptKey.RELEASE_HEADER, {"count": len(plan), "title": rnd.title})
-    cards = [
-        Part(
-            PromptKey.RELEASE_IDEA,
-            {"label": idea.number, "text": idea.text},
-            (
-                button(rnd.id, "v", idea.number, "a", label="agree", style="primary"),
-                button(rnd.id, "v", idea.number, "d", label="disagree", style="danger"),
-                button(rnd.id, "v", idea.number, "p", label="pass"),
-                button(rnd.id, "rate", idea.number, label="rate"),
-            ),
+    if batch and not plan.ideas and not plan.merged:
+        return 0
+    params = {
+        "count": len(plan.ideas),
+        "title": rnd.title,
+        "merged": plan.merged,
+        "batch": batch,
+        "continuous": continuous,
+    }
+    items = [{"label": idea.number, "preview": preview(idea.text)} for idea in plan.ideas]
+    vote = [button(rnd.id, "deck", style="primary")]
+    await u.post_list(
+        Part(PromptKey.RELEASE_HEADER, params),
+        PromptKey.RELEASE_LIST,
+        items,
+        RELEASE_PER_MESSAGE,
+        lambda _: vote,
+    )
+    return len(plan.ideas)
+
+
+async def _texts(u: Unit, rnd: RoundRow, status: str) -> list[str]:
+    return list(
+        await u.s.scalars(select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == status))
+    )
+
+
+async def schedule_batch(u: Unit, rnd: RoundRow) -> None:
+    """After an idea arrives while a continuous round votes: once at least k different new ideas
+    wait, the next batch is a timer, no sooner than the minimum interval after the last one and
+    with a random delay (so a batch's time tells nothing about its last idea)."""
+    rule = rnd.settings["continuous"]
+    waiting_timer = await u.s.scalar(
+        select(TimerRow.id).where(
+            TimerRow.round_id == rnd.id, TimerRow.kind == RELEASE_BATCH, TimerRow.status == "pending"
         )
-        for idea in plan
-    ]
-    await u.post_chunked(header, cards)
+    )
+    if waiting_timer is not None:
+        return
+    pending = list(
+        await u.s.scalars(select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"))
+    )
+    shown = list(
+        await u.s.scalars(
+            select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "released")
+        )
+    )
+    last = await u.s.scalar(
+        select(func.max(TimerRow.due_at)).where(
+            TimerRow.round_id == rnd.id, TimerRow.kind == RELEASE_BATCH, TimerRow.status == "done"
+        )
+    )
+    due = next_batch_at(
+        u.now(),
+        waiting=distinct_new(pending, shown),
+        batch_min=rule["batch_min"],
+        last_release=last,
+        min_interval=dt.timedelta(seconds=rule["interval_s"]),
+        jitter=dt.timedelta(seconds=rule["jitter_s"]),
+        rng=u.rng,
+    )
+    if due is not None:
+        u.s.add(_batch_timer(rnd, due, "pending"))
+
+
+def _batch_timer(rnd: RoundRow, due: dt.datetime, status: str) -> TimerRow:
+    return TimerRow(
+        id=new_id(), round_id=rnd.id, kind=RELEASE_BATCH, phase=Phase.VOTE.value, due_at=due, status=status
+    )
+
+
+@cap.command(
+    c.ReleaseBatch,
+    phases=(Phase.VOTE,),
+    timer=Timer(RELEASE_BATCH, lambda t: c.ReleaseBatch(None, t.round_id or "")),
+)
+async def release_next_batch(u: Unit, cmd: c.ReleaseBatch) -> None:
+    """A continuous round's batch is due: released if at least k different new ideas still wait
+    (a withdrawal may have taken one back; the next idea schedules again)."""
+    rnd = u.round
+    rule = rnd.settings.get("continuous")
+    if not rnd.settings.get("continuous_active") or rule is None:
+        return
+    pending = list(
+        await u.s.scalars(select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"))
+    )
+    shown = list(
+        await u.s.scalars(
+            select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "released")
+        )
+    )
+    if distinct_new(pending, shown) >= rule["batch_min"]:
+        await release_pending(u, rnd, batch=True)
+
+
+@cap.on(PhaseEntered, source=Phase.VOTE)
+async def close_ideas(u: Unit, event: PhaseEntered) -> None:
+    """Voting is over: a continuous round's ideas still waiting are never shown (as the charter
+    and the confirmation said), and no batch is due any more."""
+    await u.s.execute(delete(IdeaRow).where(IdeaRow.round_id == event.round_id, IdeaRow.status == "pending"))
+    await u.s.execute(
+        update(TimerRow)
+        .where(
+            TimerRow.round_id == event.round_id, TimerRow.kind == RELEASE_BATCH, TimerRow.status == "pending"
+        )
+        .values(status="done")
+    )
 
 
 @cap.on(PhaseEntered, target=Phase.CANCELLED)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from bot.config import AppConfig
 from bot.domain import commands as c
 from bot.domain import rules, validation
 from bot.domain.errors import DomainError
@@ -40,11 +41,13 @@ def card_slot(round_id: str) -> str:
 async def round_card(u: Unit, rnd: RoundRow) -> Message:
     deadline = await queries.deadline(u.s, rnd)
     participants = await queries.count(u.s, ParticipantRow, ParticipantRow.round_id == rnd.id)
+    continuous = bool(rnd.settings.get("continuous_active"))
     buttons = tuple(
-        button(rnd.id, verb, style="primary" if verb == "join" else "default")
-        for verb in rules.card_buttons(rnd.phase)
+        button(rnd.id, verb, style="primary" if verb in ("join", "deck") else "default")
+        for verb in rules.card_buttons(rnd.phase, continuous=continuous)
     )
     params = {
+        "continuous": continuous,
         "title": rnd.title,
         "purpose": rnd.purpose,
         "phase": rnd.phase,
@@ -166,6 +169,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
             "sector_min_voters": rc.sector_min_voters,
             "sectors": list(rc.sectors),
             "minutes": minutes,
+            **_continuous(u.config, template),
         },
         key_destroyed=False,
     )
@@ -180,6 +184,20 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
     await u.emit(ChannelLinked(rnd.id, conv.id))
     u.s.add(public_row(rnd.id, conv, await round_card(u, rnd), slot=card_slot(rnd.id)))
     u.reply(PromptKey.ROUND_STARTED, {"code": rnd.join_code})
+
+
+def _continuous(config: AppConfig, template: str) -> dict[str, Any]:
+    """A continuous template's batch rule, fixed for the round's life when it starts."""
+    if not config.rounds.templates[template].continuous:
+        return {}
+    cc = config.rounds.continuous
+    rule = {
+        "batch_min": cc.batch_min,
+        "interval_s": cc.min_interval_minutes * 60,
+        "jitter_s": cc.jitter_minutes * 60,
+        "min_participants": cc.min_participants,
+    }
+    return {"continuous": rule}
 
 
 # --- link -------------------------------------------------------------------------------------

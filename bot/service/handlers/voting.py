@@ -3,41 +3,54 @@ the consensus engine ranks the ideas and the results are posted with a chart."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain import commands as c
-from bot.domain import rules, validation
+from bot.domain import deck, validation
 from bot.domain.anonymity import BallotCopy, relabel_ballots
 from bot.domain.errors import DomainError
 from bot.domain.events import PhaseEntered
 from bot.domain.phases import Phase
 from bot.domain.ranking import BallotFact, IdeaResult, rank_ideas
+from bot.domain.release import preview
 from bot.domain.rules import Who
 from bot.domain.validation import ref_number
 from bot.forms import FormField, Option
 from bot.ids import new_id
-from bot.messages import Message, Part
-from bot.persistence.tables import BallotRow, ConversationRow, IdeaRow, InboxRow, ParticipantRow, RoundRow
+from bot.messages import ButtonSpec, Message, Part
+from bot.persistence.tables import BallotRow, IdeaRow, InboxRow, ParticipantRow, RoundRow
 from bot.prompts import PromptKey
 from bot.refs import Platform, UserRef
+from bot.service.handlers.deck import Ask, Gate, answer_cards, notice, refusal
 from bot.service.registry import Button, Capability, FormDef, FormInput
 from bot.service.unit import Unit, button
 
 cap = Capability("voting")
 
-CHOICES = {"a": "agree", "d": "disagree", "p": "pass"}
 VOTE_PHASES = (Phase.VOTE,)
+RESULTS_PER_MESSAGE = 10  # each with its "Make Idea n a goal" button (Discord: two rows of five)
+RESULT_PREVIEW_CHARS = 160
 UNDECLARED = "prefer_not_to_say"
 Ballot = c.CastBallot | c.RateIdea
 
 
 def _ballot(ctx: c.Context, rid: str, args: tuple[str, ...]) -> c.CastBallot:
-    if args[1] not in CHOICES:
+    """A deck card's vote button: ``<idea>:<choice>:<trail>`` (the choice prefixed with ``c`` on a
+    card that changes an earlier vote)."""
+    idea, code, trail = args
+    if code in deck.CHOICES:
+        choice, change = deck.CHOICES[code], False
+    elif code in deck.CHANGES:
+        choice, change = deck.CHANGES[code], True
+    else:
         raise DomainError("unknown_button")
-    return c.CastBallot(ctx, rid, ref_number(args[0]), CHOICES[args[1]])
+    place = deck.DeckPlace(deck.decode_trail(trail), change)
+    return c.CastBallot(ctx, rid, ref_number(idea), choice, place)
 
 
 async def _rate_fields(u: Unit, arg: str | None) -> tuple[tuple[FormField, ...], str]:
@@ -57,7 +70,11 @@ def _rate_command(f: FormInput) -> c.RateIdea:
 
 
 @cap.command(
-    c.CastBallot, phases=VOTE_PHASES, who=Who.MEMBER, button=Button("v", 2, build=_ballot), batched=True
+    c.CastBallot,
+    phases=VOTE_PHASES,
+    who=Who.MEMBER,
+    button=Button("v", 3, build=_ballot, card="replace"),
+    batched=True,
 )
 @cap.command(
     c.RateIdea,
@@ -67,80 +84,119 @@ def _rate_command(f: FormInput) -> c.RateIdea:
     form=FormDef("rate", _rate_fields, _rate_command),
     batched=True,
 )
-async def apply_ballots(u: Unit, commands: list[Ballot]) -> None:
+async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]:
     """Validate and store a batch of ballots in one transaction. Each refused ballot gets its own
-    private error; the others are stored. The rule is the registered one (vote phase, joined)."""
+    answer; the others are stored. The rule is the registered one (vote phase, joined). A vote from
+    the deck is answered with the voter's next card (computed after the batch's writes); others
+    are confirmed privately through the outbox."""
     s = u.s
-    request_ids = [cmd.ctx.request_id for cmd in commands if cmd.ctx.request_id]
+    # Deck votes need no inbox row: a repeated click on a card finds its vote already cast (or, on
+    # a card that changes a vote, sets the same choice again), and a move writes nothing.
+    request_ids = [cmd.ctx.request_id for cmd in commands if cmd.ctx.request_id and not _from_deck(cmd)]
     seen: set[str] = set()
     if request_ids:
         seen = set(await s.scalars(select(InboxRow.key).where(InboxRow.key.in_(request_ids))))
-    rounds: dict[tuple[str, str, str, str], RoundRow | None] = {}
-    max_idea: dict[str, int] = {}
+    gate = Gate(u)
+    await gate.load(commands)
+    # First the rule for every ballot, then one read of what the deck's voters already cast.
+    admitted: list[tuple[RoundRow, str] | DomainError] = []
+    for cmd in commands:
+        try:
+            rnd = await gate.admit(cmd)
+            if cmd.idea not in await gate.released(rnd.id):
+                raise DomainError("unknown_idea")
+            admitted.append((rnd, u.keys.pseudonym(rnd.id, cmd.ctx.actor)))
+        except DomainError as err:
+            admitted.append(err)
+    # The deck voters' votes as they stand, then with this batch's: what their next cards go by.
+    standing = await _standing_votes(
+        u, [a for cmd, a in zip(commands, admitted, strict=True) if _from_deck(cmd) and isinstance(a, tuple)]
+    )
     votes: dict[tuple[str, int, str], dict[str, Any]] = {}
     ratings: dict[tuple[str, int, str], dict[str, Any]] = {}
+    answers: list[Ask | Message | None] = []
     today = u.today()
-    # Who of this batch has joined which round: one query for the whole batch, not one per click.
-    roster = {
-        tuple(row)
-        for row in await s.execute(
-            select(
-                ParticipantRow.round_id,
-                ParticipantRow.platform,
-                ParticipantRow.workspace_id,
-                ParticipantRow.user_id,
-            ).where(
-                ParticipantRow.round_id.in_({cmd.round_id for cmd in commands}),
-                ParticipantRow.user_id.in_({cmd.ctx.actor.user_id for cmd in commands}),
-            )
-        )
-    }
-    for cmd in commands:
+    for cmd, admission in zip(commands, admitted, strict=True):
         ctx = cmd.ctx
-        if ctx.request_id:
-            if ctx.request_id in seen:
-                continue  # a platform retry of a click already stored
+        place = cmd.deck if isinstance(cmd, c.CastBallot) else None
+        retry = bool(place is None and ctx.request_id and ctx.request_id in seen)
+        if place is None and ctx.request_id and not retry:
             seen.add(ctx.request_id)
             s.add(InboxRow(key=ctx.request_id, day=today))
-        try:
-            where = (cmd.round_id, ctx.where.platform.value, ctx.where.workspace_id, ctx.where.channel_id)
-            if where not in rounds:
-                rounds[where] = await s.scalar(
-                    select(RoundRow)
-                    .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
-                    .where(
-                        RoundRow.id == cmd.round_id,
-                        ConversationRow.platform == where[1],
-                        ConversationRow.workspace_id == where[2],
-                        ConversationRow.channel_id == where[3],
-                    )
-                )
-            rnd = rounds[where]
-            if rnd is None:
-                raise DomainError("round_gone")
-            rules.check_phase(rnd.phase, VOTE_PHASES)
-            if rnd.id not in max_idea:
-                highest = await s.scalar(select(func.max(IdeaRow.number)).where(IdeaRow.round_id == rnd.id))
-                max_idea[rnd.id] = int(highest or 0)
-            if not 1 <= cmd.idea <= max_idea[rnd.id]:
-                raise DomainError("unknown_idea")
-            joined = (rnd.id, ctx.actor.platform.value, ctx.actor.workspace_id, ctx.actor.user_id) in roster
-            rules.check_who(Who.MEMBER, convener=False, joined=joined, round_title=rnd.title)
-            key = (rnd.id, cmd.idea, u.keys.pseudonym(rnd.id, ctx.actor))
-            if isinstance(cmd, c.CastBallot):
-                votes[key] = {"choice": cmd.choice}  # a later click in the same batch wins
-                reply = PromptKey.BALLOT_RECORDED
+        if isinstance(admission, DomainError):
+            if place is not None:
+                answers.append(refusal(admission, await _round_or_none(gate, cmd)))
+            elif not retry:
+                u.reply(PromptKey.ERROR, {"code": admission.code, **admission.params}, to=ctx)
+                answers.append(None)
             else:
-                prev = ratings.get(key, {})
-                ratings[key] = {
-                    "urgency": cmd.urgency if cmd.urgency is not None else prev.get("urgency"),
-                    "impact": cmd.impact if cmd.impact is not None else prev.get("impact"),
-                }
-                reply = PromptKey.RATING_RECORDED
-            u.reply(reply, {"label": cmd.idea}, to=ctx, round_id=rnd.id)
-        except DomainError as err:
-            u.reply(PromptKey.ERROR, {"code": err.code, **err.params}, to=ctx)
+                answers.append(None)
+            continue
+        rnd, voter = admission
+        key = (rnd.id, cmd.idea, voter)
+        if place is not None:
+            assert isinstance(cmd, c.CastBallot)
+            trail = deck.push(place.trail, cmd.idea)
+            if not place.change and (key in votes or cmd.idea in standing[(rnd.id, voter)]):
+                # A double click, a stale card, a retry: the vote stands as it was stored.
+                answers.append(Ask(rnd, voter, cmd.idea, None, trail, notice("already", cmd.idea)))
+                continue
+            votes[key] = {"choice": cmd.choice}
+            kind = "changed" if place.change else "recorded"
+            answers.append(Ask(rnd, voter, cmd.idea, None, trail, notice(kind, cmd.idea)))
+            continue
+        answers.append(None)
+        if retry:
+            continue  # a platform retry of a click already stored
+        if isinstance(cmd, c.CastBallot):
+            votes[key] = {"choice": cmd.choice}  # a later click in the same batch wins
+            reply = PromptKey.BALLOT_RECORDED
+        else:
+            prev = ratings.get(key, {})
+            ratings[key] = {
+                "urgency": cmd.urgency if cmd.urgency is not None else prev.get("urgency"),
+                "impact": cmd.impact if cmd.impact is not None else prev.get("impact"),
+            }
+            reply = PromptKey.RATING_RECORDED
+        u.reply(reply, {"label": cmd.idea}, to=ctx, round_id=rnd.id)
     await _upsert(u, votes, ratings)
+    for (rid, idea, voter), vote in votes.items():
+        if (rid, voter) in standing:
+            standing[(rid, voter)][idea] = vote["choice"]
+    return await answer_cards(u, gate, answers, standing)
+
+
+def _from_deck(cmd: Ballot) -> bool:
+    return isinstance(cmd, c.CastBallot) and cmd.deck is not None
+
+
+async def _round_or_none(gate: Gate, cmd: Ballot) -> RoundRow | None:
+    try:
+        return await gate.round(cmd)
+    except DomainError:
+        return None
+
+
+async def _standing_votes(
+    u: Unit, admitted: list[tuple[RoundRow, str]]
+) -> defaultdict[tuple[str, str], dict[int, str]]:
+    """(round, voter) -> {idea: choice} for the deck's voters in this batch, before it is written."""
+    out: defaultdict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+    if not admitted:
+        return out
+    for rnd, voter in admitted:
+        out.setdefault((rnd.id, voter), {})  # a voter with no vote yet is known too
+    rows = await u.s.execute(
+        select(BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key, BallotRow.choice).where(
+            BallotRow.round_id.in_({rnd.id for rnd, _ in admitted}),
+            BallotRow.voter_key.in_({voter for _, voter in admitted}),
+            BallotRow.choice.is_not(None),
+        )
+    )
+    for rid, idea, voter, choice in rows:
+        if (rid, voter) in out:
+            out[(rid, voter)][int(idea)] = str(choice)
+    return out
 
 
 async def _upsert(
@@ -248,28 +304,30 @@ async def tally(u: Unit, event: PhaseEntered) -> None:
         row.urgency, row.impact = _median(urgency), _median(impact)
     await detach_ballots(u, rnd)
     header = Part(PromptKey.RESULTS_HEADER, {"count": len(results), "title": rnd.title})
-    parts = [
-        Part(
-            PromptKey.RESULTS_IDEA,
-            {
-                "rank": r.rank,
-                "label": r.idea,
-                "text": by_number[r.idea].text,
-                "agree": r.agree,
-                "disagree": r.disagree,
-                "pass": r.passes,
-                "score": round(r.score * 100),
-                "common_ground": r.common_ground,
-                "divisive": r.divisive,
-                **sector_figures(r, declarable, rnd.settings["sector_min_voters"]),
-                "urgency": by_number[r.idea].urgency,
-                "impact": by_number[r.idea].impact,
-            },
-            (button(rnd.id, "goal", r.idea, label="make_goal"),),
-        )
+    items = [
+        {
+            "rank": r.rank,
+            "label": r.idea,
+            "preview": preview(by_number[r.idea].text, RESULT_PREVIEW_CHARS),
+            "agree": r.agree,
+            "disagree": r.disagree,
+            "pass": r.passes,
+            "score": round(r.score * 100),
+            "common_ground": r.common_ground,
+            "divisive": r.divisive,
+            **sector_figures(r, declarable, rnd.settings["sector_min_voters"]),
+            "urgency": by_number[r.idea].urgency,
+            "impact": by_number[r.idea].impact,
+        }
         for r in results
     ]
-    await u.post_chunked(header, parts)
+
+    def goal_buttons(chunk: Sequence[Mapping[str, Any]]) -> list[ButtonSpec]:
+        return [
+            button(rnd.id, "goal", i["label"], label="make_goal", params={"label": i["label"]}) for i in chunk
+        ]
+
+    await u.post_list(header, PromptKey.RESULTS_LIST, items, RESULTS_PER_MESSAGE, goal_buttons)
     if results:
         chart = {
             "labels": [r.idea for r in results],

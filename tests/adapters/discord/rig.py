@@ -67,6 +67,7 @@ class Rig:
     users: dict[str, p.JSON]
     tmp: Path
     clients: list[ConveneClient] = field(default_factory=list)
+    decks: dict[str, str] = field(default_factory=dict)  # who -> the id of their deck card
 
     @property
     def channel(self) -> p.JSON:
@@ -153,6 +154,35 @@ class Rig:
             c["custom_id"] for row in message.get("components") or [] for c in row.get("components") or []
         ]
 
+    # the voting deck: an ephemeral card updated in place by interaction callbacks ---------------
+    async def open_deck(self, who: str, rid: str) -> p.JSON:
+        """Click "Vote" on the newest public message that has it: the card is the first response,
+        a new ephemeral message."""
+        deck = f"cv:{rid}:deck"
+        message = next(m for m in reversed(self.public()) if deck in self.buttons(m))
+        rec = await self.click(who, deck, message=message)
+        body = await rec.callback()
+        assert body["type"] == 4, body
+        assert body["data"]["flags"] & p.FLAG_EPHEMERAL, body
+        assert rec.original is not None
+        self.decks[who] = rec.original["id"]
+        return rec.original
+
+    def card(self, who: str) -> p.JSON | None:
+        """``who``'s deck card as they see it now."""
+        return self.fake.messages.get(self.decks.get(who, ""))
+
+    async def press(self, who: str, label: str, card: p.JSON | None = None) -> InteractionRecord:
+        """Click ``label`` on ``who``'s card (or on ``card``, an older copy of it)."""
+        card = card or self.card(who)
+        assert card is not None, f"{who} has no card"
+        by_label = {
+            c["label"]: c["custom_id"] for row in card.get("components") or [] for c in row["components"]
+        }
+        rec = await self.click(who, by_label[label], message=card)
+        await rec.callback()
+        return rec
+
     async def settle(self) -> None:
         await self.app.relay.drain()
 
@@ -210,3 +240,13 @@ async def make_rig(tmp: Path, *, engine: AsyncEngine | None = None, **fake_kw: A
             finally:
                 await app.aclose()
         assert not fake.unhandled, [(c.method, c.path) for c in fake.unhandled]
+
+
+def card_idea(card: p.JSON | None) -> int | None:
+    """The idea a Discord card shows (its vote buttons carry it), or None."""
+    for row in (card or {}).get("components") or []:
+        for c in row["components"]:
+            parts = c["custom_id"].split(":")
+            if len(parts) > 3 and parts[2] == "v":
+                return int(parts[3])
+    return None

@@ -106,13 +106,13 @@ async def test_button_works_after_restart(tmp_path: Path, handled_by: dict[str, 
             assert "Cleaner river" in await rig.reply(sub)
             await rig.contribute("alice", rid, "Plant reeds")
             await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-            vote = f"cv:{rid}:v:1:a"
-            await rig.wait_public(lambda m: vote in rig.buttons(m))
-        async with rig.running():  # a vote button posted before this restart
-            rec = await rig.click("alice", vote)
-            assert (await rec.callback())["type"] == 6
-            assert await rig.reply(rec)
-        assert handled_by[vote] == "RoundButton"
+            card = await rig.open_deck("alice", rid)
+        async with rig.running():  # a deck card shown before this restart
+            rec = await rig.press("alice", "Agree", card)
+            assert rec.response is not None
+            assert rec.response["type"] == 7
+            assert "Your vote on Idea 1 is recorded" in (rig.card("alice") or {})["content"]
+        assert handled_by[f"cv:{rid}:v:1:a:-"] == "RoundButton"
 
 
 async def test_clicks_are_decoded_by_the_dynamic_items(tmp_path: Path, handled_by: dict[str, str]) -> None:
@@ -123,15 +123,16 @@ async def test_clicks_are_decoded_by_the_dynamic_items(tmp_path: Path, handled_b
         await rig.join("alice", rid)  # a form verb: the callback answers with the modal
         await rig.contribute("alice", rid, "Plant reeds")
         await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-        vote = f"cv:{rid}:v:1:a"
-        await rig.wait_public(lambda m: vote in rig.buttons(m))
-        rec = await rig.click("bob", vote)
-        assert (await rec.callback())["type"] == 6  # deferred silently, first
-        assert await rig.reply(rec)
+        await rig.join("bob", rid)
+        await rig.open_deck("bob", rid)  # a card verb: answered with the card as the first response
+        rec = await rig.press("bob", "Skip")
+        assert rec.response is not None
+        assert rec.response["type"] == 7
         assert handled_by == {
             f"cv:{rid}:join": "RoundButton",
             f"cv:{rid}:contribute": "RoundButton",
-            vote: "RoundButton",
+            f"cv:{rid}:deck": "RoundButton",
+            f"cv:{rid}:dk:1:s:-": "RoundButton",
         }
         # Exactly one path answered each click: one callback, no double acknowledgement.
         assert all(len(r.attempts) == 1 for r in rig.fake.interactions.values())
@@ -145,15 +146,19 @@ async def test_a_click_discord_py_drops_is_still_answered(tmp_path: Path, handle
         await rig.join("alice", rid)
         await rig.contribute("alice", rid, "Plant reeds")
         await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-        vote = f"cv:{rid}:v:1:a"
-        await rig.wait_public(lambda m: vote in rig.buttons(m))
-        bare = p.message(
-            channel_id=rig.channel["id"], guild_id=rig.channel["guild_id"], author=rig.fake.bot_user
+        vote = f"cv:{rid}:v:1:a:-"
+        bare = p.message(  # alice's deck card, as discord.py receives it without its components
+            channel_id=rig.channel["id"],
+            guild_id=rig.channel["guild_id"],
+            author=rig.fake.bot_user,
+            flags=p.FLAG_EPHEMERAL,
+            interaction_metadata={"id": p.snowflake(), "type": 3, "user": rig.users["alice"]},
         )
         payload = rig.fake.click(vote, bare, user=rig.users["alice"])
         rec = await rig.fake.interact(payload)
-        assert (await rec.callback())["type"] == 6
-        assert await rig.reply(rec)
+        body = await rec.callback()
+        assert body["type"] == 7
+        assert "Your vote on Idea 1 is recorded" in body["data"]["content"]
         assert handled_by[vote] == "on_interaction"
         assert len(rec.attempts) == 1
 
@@ -190,8 +195,7 @@ async def test_first_response_within_three_seconds_even_when_the_core_is_slow(tm
         await rig.join("alice", rid)
         await rig.contribute("alice", rid, "Plant reeds")
         await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-        vote = f"cv:{rid}:v:1:a"
-        await rig.wait_public(lambda m: vote in rig.buttons(m))
+        card = await rig.open_deck("alice", rid)
         core = client.core
         assert core is not None
         real_press = core.press
@@ -201,11 +205,22 @@ async def test_first_response_within_three_seconds_even_when_the_core_is_slow(tm
             return await real_press(*args, **kw)
 
         core.press = slow_press  # type: ignore[method-assign]
-        rec = await rig.click("alice", vote)
-        assert (await rec.callback())["type"] == 6  # acknowledged before the core ran
-        assert "1" in await rig.reply(rec)
-        # A form must come from the core first: when that is too slow, a clear message in time.
         client.core_timeout = 0.2
+        rec = await rig.press("alice", "Agree", card)
+        assert rec.response is not None
+        assert rec.response["type"] == 6  # the card clicked stays until its update comes
+        await rig.fake.wait_until(
+            lambda: "Your vote on Idea 1 is recorded" in (rig.card("alice") or {}).get("content", ""),
+            5,
+            "the card, updated through the original response",
+        )
+        assert (rig.card("alice") or {})["flags"] & p.FLAG_EPHEMERAL
+        rec = await rig.click("alice", f"cv:{rid}:deck")  # a new card, slow: "thinking" first
+        assert (await rec.callback())["type"] == 5
+        await rig.fake.wait_until(
+            lambda: "voted on every idea" in (rec.original or {}).get("content", ""), 5, "the new card"
+        )
+        # A form must come from the core first: when that is too slow, a clear message in time.
         rec = await rig.click("bob", f"cv:{rid}:join")
         body = await rec.callback()
         assert body["type"] == 4
@@ -232,7 +247,7 @@ async def test_non_convener_next_is_refused_privately(tmp_path: Path) -> None:
 
 async def test_buttons_for_missing_rounds_and_unknown_ids(tmp_path: Path, handled_by: dict[str, str]) -> None:
     async with make_rig(tmp_path) as rig, rig.running():
-        gone, unknown, malformed = f"cv:{'ab' * 16}:v:1:a", "somebody-elses-button", "cv:!!:x"
+        gone, unknown, malformed = f"cv:{'ab' * 16}:v:1:a:-", "somebody-elses-button", "cv:!!:x"
         msg = p.message(
             channel_id=rig.channel["id"],
             guild_id=rig.channel["guild_id"],
@@ -249,8 +264,14 @@ async def test_buttons_for_missing_rounds_and_unknown_ids(tmp_path: Path, handle
             ],
         )
         rig.fake.messages[msg["id"]] = msg
-        rec = await rig.click("alice", gone)
-        assert await rig.reply(rec) == rig.error_text("round_gone")
+        rec = await rig.click(
+            "alice", gone
+        )  # a deck vote, refused privately: never in place of a public post
+        body = await rec.callback()
+        assert body["type"] == 4
+        assert body["data"]["flags"] & p.FLAG_EPHEMERAL
+        assert body["data"]["content"] == rig.error_text("round_gone")
+        assert rig.fake.messages[msg["id"]]["content"] == "old"
         for cid in (unknown, malformed):
             rec = await rig.click("alice", cid)
             assert await rig.reply(rec) == rig.error_text("unknown_button")

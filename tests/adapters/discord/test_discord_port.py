@@ -85,7 +85,7 @@ async def test_injection_matrix_is_inert_in_every_message(tmp_path: Path) -> Non
         for i, text in enumerate(INJECTIONS):
             await rig.contribute("alice" if i % 2 else "bob", rid, text) if i < 6 else None
         await rig.confirmed(await rig.slash("owner", "next"), "@everyone <@&456> round", "vote")
-        await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
+        await rig.wait_public(lambda m: any(c.endswith(":deck") for c in rig.buttons(m)))
         await rig.settle()
         public = "\n".join(m["content"] for m in rig.public())
         assert "@\u200beveryone" in public

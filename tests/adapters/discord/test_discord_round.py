@@ -72,15 +72,26 @@ async def test_whole_round_three_participants(tmp_path: Path, handled_by: dict[s
         # Only the convener moves the round on.
         nxt = await rig.slash("owner", "next")
         await rig.confirmed(nxt, "Cleaner river", "vote")
-        await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
-        votes = _ids(rig, "v")
-        assert len(votes) == 9  # three ideas x agree/disagree/pass
-        for who in ("alice", "bob", "carol", "maya"):
-            for cid in votes:
-                if cid.endswith(":a") and (who != "carol" or ":1:" in cid):
-                    rec = await rig.click(who, cid)
-                    assert (await rec.callback())["type"] == 6  # silent acknowledgement
-                    await rig.reply(rec)
+        release = await rig.wait_public(lambda m: f"cv:{rid}:deck" in rig.buttons(m))
+        # A compact numbered list and one "Vote" button: no per-idea buttons to misplace.
+        assert rig.buttons(release) == [f"cv:{rid}:deck"]
+        assert all(f"**Idea {n}** ·" in release["content"] for n in (1, 2, 3))
+        assert not _ids(rig, "v")
+        for who in ("alice", "bob", "carol"):
+            card = await rig.open_deck(who, rid)
+            for n in range(3 if who != "carol" else 1):
+                assert f"{n} of 3 voted" in card["content"]
+                rec = await rig.press(who, "Agree")
+                assert rec.response is not None
+                assert rec.response["type"] == 7  # the card is updated in place, as the first response
+                card = rig.card(who) or {}
+                assert card["flags"] & p.FLAG_EPHEMERAL
+                assert card["id"] == rig.decks[who]
+            assert ("voted on every idea" in card["content"]) == (who != "carol")
+        # Maya has not joined: asked to, privately, on the card itself.
+        card = await rig.open_deck("maya", rid)
+        assert "Please join" in card["content"]
+        assert await rig.scalar("select count(*) from ballots") == 7
 
         nxt = await rig.slash("maya", "next")  # a convener by role
         await rig.confirmed(nxt, "Cleaner river", "goals")
@@ -167,11 +178,11 @@ async def test_vote_close_posts_the_consensus_chart(tmp_path: Path) -> None:
         await rig.contribute("alice", rid, "Plant reeds")
         await rig.contribute("bob", rid, "Monthly clean-up walks")
         await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "vote")
-        await rig.wait_public(lambda m: any(":v:" in c for c in rig.buttons(m)))
+        await rig.wait_public(lambda m: f"cv:{rid}:deck" in rig.buttons(m))
         for who in ("alice", "bob"):
-            for cid in _ids(rig, "v"):
-                if cid.endswith(":a"):
-                    await rig.reply(await rig.click(who, cid))
+            await rig.open_deck(who, rid)
+            for _ in range(2):
+                await rig.press(who, "Agree")
         await rig.confirmed(await rig.slash("owner", "next"), "Cleaner river", "goals")
         chart = await rig.wait_public(lambda m: m["attachments"])
         assert chart["content"] == rig.app.core.prompts.render("goals/chart", {})

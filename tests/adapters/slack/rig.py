@@ -6,7 +6,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class Rig:
     port: SlackChatPort
     sim: SlackClientSim
     url: str
+    decks: dict[str, str] = field(default_factory=dict)  # who -> the ts of their deck card
 
     @property
     def handlers(self) -> SlackHandlers:
@@ -127,11 +128,80 @@ class Rig:
     def public_text(self) -> str:
         return json.dumps(self.public_blocks(), ensure_ascii=False)
 
+    # the voting deck: a private card replaced in place through response_urls --------------------
+    def card(self, who: str) -> dict[str, Any] | None:
+        """The deck card ``who`` sees now: the ephemeral message their last "Vote" click opened,
+        as replaced in place since."""
+        ts = self.decks.get(who)
+        return next((m for m in self.fake.ephemerals(CHANNEL, USERS[who]) if m["ts"] == ts), None)
+
+    async def open_deck(self, who: str) -> dict[str, Any] | None:
+        """Click the "Vote" button of the newest public post that has one, as Slack sends it."""
+        message = next(m for m in reversed(self.fake.messages(CHANNEL)) if ":deck" in json.dumps(m))
+        action_id = next(i for i in card_buttons(message).values() if i.endswith(":deck"))
+        inbound = self.fake.payloads.block_actions(
+            action_id,
+            action_id,
+            user_id=USERS[who],
+            user_name=who,
+            channel_id=CHANNEL,
+            message_ts=message["ts"],
+            message=message,
+        )
+        resp = await self.send(inbound)
+        assert resp.status == 200, resp
+        mine = self.fake.ephemerals(CHANNEL, USERS[who])
+        if mine:
+            self.decks[who] = mine[-1]["ts"]
+        return self.card(who)
+
+    async def press(self, who: str, label: str, card: dict[str, Any] | None = None) -> SimResponse:
+        """Click the button labelled ``label`` on ``who``'s card (or on ``card``, an older one)."""
+        card = card or self.card(who)
+        assert card is not None, f"{who} has no card"
+        action_id = card_buttons(card)[label]
+        inbound = self.fake.payloads.block_actions(
+            action_id,
+            action_id,
+            user_id=USERS[who],
+            user_name=who,
+            channel_id=CHANNEL,
+            message_ts=card["ts"],
+            message=card,
+            is_ephemeral=True,
+        )
+        resp = await self.send(inbound)
+        assert resp.status == 200, resp
+        return resp
+
     def ephemerals(self, who: str) -> list[Any]:
         return [c for c in self.fake.calls("chat.postEphemeral") if c.get("user") == USERS[who]]
 
     def ephemerals_text(self, who: str) -> str:
         return "\n".join(json.dumps(c.blocks, ensure_ascii=False) for c in self.ephemerals(who))
+
+
+def card_text(card: dict[str, Any]) -> str:
+    return "\n".join(b["text"]["text"] for b in card.get("blocks", []) if b["type"] == "section")
+
+
+def card_buttons(card: dict[str, Any]) -> dict[str, str]:
+    """label -> action_id of a card's buttons."""
+    return {
+        el["text"]["text"]: el["action_id"]
+        for b in card.get("blocks", [])
+        if b["type"] == "actions"
+        for el in b["elements"]
+    }
+
+
+def card_idea(card: dict[str, Any] | None) -> int | None:
+    """The idea a card shows (its vote buttons carry it), or None."""
+    for action_id in card_buttons(card).values() if card else ():
+        m = re.search(r":v:(\d+):", action_id)
+        if m:
+            return int(m.group(1))
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -165,8 +235,11 @@ async def rig(
             serve_aiohttp_app(web_app(bolt, fake.signing_secret, PATH)) as base,
             SlackClientSim(base + PATH, fake.signing_secret) as sim,
         ):
-            yield Rig(fake, app, bolt, port, sim, base + PATH)
-            await bolt.convene_handlers.wait_idle()  # type: ignore[attr-defined]
+            try:
+                yield Rig(fake, app, bolt, port, sim, base + PATH)
+                await bolt.convene_handlers.wait_idle()  # type: ignore[attr-defined]
+            finally:
+                await bolt.convene_handlers.aclose()  # type: ignore[attr-defined]
     finally:
         await app.aclose()
         await port.aclose()

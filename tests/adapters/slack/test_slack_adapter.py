@@ -15,7 +15,7 @@ from adapters.slack.port import SlackChatPort, make_client, render_messages
 from bot.messages import Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
-from tests.adapters.slack.rig import CHANNEL, USERS, Rig, rig
+from tests.adapters.slack.rig import CHANNEL, USERS, Rig, card_text, rig
 from tests.platform_fakes.slack import FakeSlackWebAPI, signed_headers
 
 TO = ConversationRef(Platform.SLACK, "T0CONVENE", CHANNEL)
@@ -245,13 +245,19 @@ async def test_injection_arrives_escaped(fake_slack: FakeSlackWebAPI, tmp_path: 
         text = r.public_text()
         for raw in ("<!channel>", "<@U123>", "<!subteam^S1>", "<https://evil", "<!here>", "Tom & Jerry"):
             assert raw not in text
-        assert (
-            "&lt;!channel&gt; &lt;@U123&gt; &lt;!subteam^S1&gt; Tom &amp; Jerry &lt;https://evil.example|ok&gt;"
-            in text
-        )
+        assert "&lt;!channel&gt; &lt;@U123&gt; &lt;!subteam^S1&gt; Tom &amp; Jerry" in text  # the preview
         for call in r.fake.calls("chat.postMessage"):
             assert "<!" not in call["text"]
             assert "<@" not in call["text"]
+        # The whole text, on the private deck card, is escaped too.
+        card = await r.open_deck("alice")
+        assert card is not None
+        shown = card_text(card)
+        assert (
+            "&lt;!channel&gt; &lt;@U123&gt; &lt;!subteam^S1&gt; Tom &amp; Jerry &lt;https://evil.example|ok&gt;"
+            " &lt;!here&gt;" in shown
+        )
+        assert "<!" not in card["text"]
         # The join form's intro (the round title) is escaped too.
         intros = json.dumps([c.view for c in r.fake.calls("views.open")])
         assert "<!here>" not in intros

@@ -20,7 +20,8 @@ async def closed_round_with_an_action_for_alice(r: Rig) -> None:
     await r.form("alice", "contribute", {"text": "Light the canal path"})
     await r.command("maya", "next")
     for who in ("alice", "bob"):
-        await r.click(who, r.channel_buttons(r":v:1:a$")[0])
+        await r.open_deck(who)
+        await r.press(who, "Agree")
     await r.command("maya", "next")
     goal = {
         "title": "Light the canal path",

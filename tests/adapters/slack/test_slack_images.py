@@ -179,8 +179,9 @@ async def to_vote_close(r: Rig) -> None:
     await r.form("bob", "contribute", {"text": "Repair café"})
     await r.command("maya", "next")
     for who in ("alice", "bob"):
-        for action_id in r.channel_buttons(r":v:\d+:a$"):
-            await r.click(who, action_id)
+        await r.open_deck(who)
+        for _ in range(2):
+            await r.press(who, "Agree")
     await r.command("maya", "next")  # vote close: results, the chart, goals open
 
 
