@@ -62,6 +62,7 @@ class App:
             except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
         await self.core.ingest.aclose()
+        await self.relay.aclose()  # frees its worker identity for the next process
         for port in self.relay.ports.values():
             close = getattr(port, "aclose", None)  # ports holding connections (Slack's HTTP session)
             if close is not None:
@@ -85,7 +86,7 @@ async def build_app(
     prompts = Prompts(Path(config.prompts_dir) if config.prompts_dir else None, config.language)
     clock = clock or SystemClock()
     core = Convene(config, sessions, keys or key_store_from_config(config), clock, prompts)
-    relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox)
+    relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox, engine=engine)
     core.outbox_listeners.append(relay.wake)
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
     return App(config, engine, sessions, core, relay, scheduler)

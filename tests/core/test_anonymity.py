@@ -77,7 +77,7 @@ async def test_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(engin
                 rows = (await conn.execute(Base.metadata.tables[table].select())).all()
                 assert not roster_values & {str(v) for row in rows for v in row}
     finally:
-        await h.app.core.ingest.aclose()
+        await h.close()
 
 
 async def test_release_rewrites_rows_so_storage_order_says_nothing(harness: Harness) -> None:
