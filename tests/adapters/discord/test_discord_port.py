@@ -173,8 +173,9 @@ async def test_a_post_repeated_with_its_key_shows_once_chunk_by_chunk(tmp_path: 
         assert all(body["enforce_nonce"] and len(body["nonce"]) <= 25 for body in sent)
         assert len({body["nonce"] for body in sent}) == 3
         alice = str(rig.users["alice"]["id"])
-        dm = await rig.port.send_direct(to.workspace_id, alice, Rendered((Block("yours"),)), key="k" * 20)
-        assert await rig.port.send_direct(to.workspace_id, alice, Rendered((Block("yours"),)), key="k" * 20) == dm
+        yours = Rendered((Block("yours"),))
+        dm = await rig.port.send_direct(to.workspace_id, alice, yours, key="k" * 20)
+        assert await rig.port.send_direct(to.workspace_id, alice, yours, key="k" * 20) == dm
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
