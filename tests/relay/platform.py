@@ -69,12 +69,13 @@ class FilePlatform:
         message_id: str | None = None,
         recipient: str | None = None,
     ) -> str:
+        public = kind in ("post", "edit")
         lane = f"{platform.value}:{channel}"
-        self._busy[lane] += 1
-        if self._busy[lane] > 1 and kind in ("post", "edit"):
-            self.overlaps += 1
+        if public:
+            self._busy[lane] += 1
+            self.overlaps += self._busy[lane] > 1
         try:
-            if self.before is not None and kind in ("post", "edit"):
+            if self.before is not None and public:
                 await self.before(platform.value, channel)
             if self.latency:
                 await asyncio.sleep(self.latency)
@@ -106,7 +107,8 @@ class FilePlatform:
                 self.after_accept()
             return str(entry["message_id"])
         finally:
-            self._busy[lane] -= 1
+            if public:
+                self._busy[lane] -= 1
 
 
 class _Port:
