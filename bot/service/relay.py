@@ -548,6 +548,7 @@ class OutboxRelay:
                     break
                 except Exception as err:
                     # Never dropped: the platform has the post, so it must be recorded (else re-sent).
+                    # The type only: a database error's text quotes the rows, content and recipients.
                     log.warning(
                         "recording %d delivery outcomes failed (%s); retrying", len(batch), type(err).__name__
                     )
