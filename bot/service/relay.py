@@ -19,6 +19,7 @@ keeps no trail of who was told what.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -47,6 +48,7 @@ PUBLIC = Visibility.PUBLIC.value
 OFFLINE_RETRY_SECONDS = 1.0  # a client that is not connected is asked again this soon, free of charge
 DELIVERY_TIMEOUT_SECONDS = 120.0  # a platform call hanging longer counts as a failed attempt
 LIVENESS_CHECK_SECONDS = 1.0  # how often a claim asks PostgreSQL which workers are alive
+PRIVATE_LINGER_SECONDS = 0.002  # a private reply's record waits this long to share a commit
 
 _T = cast(Table, OutboxRow.__table__)  # core statements: bulk updates by primary key
 
@@ -118,6 +120,7 @@ class OutboxRelay:
         self._lanes: set[asyncio.Task[None]] = set()
         self._marks: list[tuple[list[tuple[_Claimed, _Outcome]], asyncio.Future[None]]] = []
         self._marker: asyncio.Task[None] | None = None
+        self._mark_now = asyncio.Event()  # a public post's record is waiting: no lingering
         self._offline_until: dict[str, float] = {}
         self._next_liveness = 0.0
         self._stopping = False
@@ -529,16 +532,24 @@ class OutboxRelay:
 
     async def _record(self, marks: list[tuple[_Claimed, _Outcome]]) -> None:
         """Record outcomes, waiting until they are committed. Marks arriving while a commit runs share
-        the next one (group commit), so a record costs a lane about one commit and no more."""
+        the next one (group commit), so a record costs a lane about one commit and no more. Private
+        replies linger ``PRIVATE_LINGER_SECONDS`` for company (the next click tends to arrive just
+        after a reply, and finds the loop free); a public post is recorded at once."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._marks.append((marks, done))
+        if any(item.public for item, _ in marks):
+            self._mark_now.set()
         if self._marker is None or self._marker.done():
             self._marker = loop.create_task(self._write_marks(), name="convene-relay-marks")
         await done
 
     async def _write_marks(self) -> None:
         while self._marks:
+            if not self._mark_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._mark_now.wait(), PRIVATE_LINGER_SECONDS)
+            self._mark_now.clear()
             batch, self._marks = self._marks, []
             delay = 0.05
             while True:
