@@ -192,6 +192,8 @@ class Slack:
         self.fake = fake
         self.sim = SlackClientSim(url, fake.signing_secret, timeout=5)
         self.names: dict[str, str] = {}
+        self._ephemerals: dict[str, list[str]] = {}
+        self._read = 0
 
     async def send(self, inbound: SlackInbound) -> bool:
         resp = await self.sim.send(inbound)
@@ -266,11 +268,13 @@ class Slack:
         await retry(once)
 
     def ephemerals(self, uid: str) -> list[str]:
-        return [
-            json.dumps(c.blocks) + str(c.get("text"))
-            for c in self.fake.calls("chat.postEphemeral")
-            if c.get("user") == uid and c.ok
-        ]
+        """Texts of the ephemerals this person was shown, read once each (voters poll this)."""
+        new = self.fake.calls_since(self._read)
+        self._read += len(new)
+        for c in new:
+            if c.method == "chat.postEphemeral" and c.ok:
+                self._ephemerals.setdefault(str(c.get("user")), []).append(str(c.get("text")))
+        return self._ephemerals.get(uid, [])
 
     def buttons(self, pattern: str) -> list[str]:
         out = []
@@ -362,6 +366,7 @@ class Run:
         self.figures = Figures()
         self.engine: AsyncEngine = make_engine(url)
         self.watchers: list[asyncio.Task[float]] = []
+        self._messages: dict[str, p.JSON] = {}
 
     async def scalar(self, sql: str, **params: Any) -> Any:
         async with self.engine.connect() as conn:
@@ -471,7 +476,7 @@ class Run:
                                 return True
                             await asyncio.sleep(0.05)
             else:
-                message = self.fake_discord.find_message(action)
+                message = self.release_message(action)
                 if message is not None:
                     rec = await self.discord.interact(
                         self.fake_discord.click(action, message, user=self.users[who])
@@ -480,6 +485,15 @@ class Run:
                         return True
             await asyncio.sleep(0.2)
         return False
+
+    def release_message(self, action: str) -> p.JSON | None:
+        """The post carrying a vote button (looked up once: the fake keeps every message)."""
+        if action not in self._messages:
+            found = self.fake_discord.find_message(action)
+            if found is None:
+                return None
+            self._messages[action] = found
+        return self._messages[action]
 
     async def voter(self, who: str, choices: dict[int, str], pace: float) -> None:
         numbers = list(choices)
@@ -545,7 +559,8 @@ class Run:
             await self.convene.start()
             try:
                 await self.answering()
-                await self.round(slack_users, discord_users)
+                async with asyncio.timeout(900):  # never hang silently: a stuck run says so
+                    await self.round(slack_users, discord_users)
                 await self.delivered()
                 for w in self.watchers:
                     self.figures.held.append(await w)

@@ -327,6 +327,10 @@ class FakeSlackWebAPI:
         """Recorded calls, oldest first; all of them, or those to one method (``"response_url"`` too)."""
         return [c for c in self._calls if method is None or c.method == method]
 
+    def calls_since(self, n: int) -> list[RecordedCall]:
+        """Calls after the first ``n`` (a poller reads each call once, however many there are)."""
+        return self._calls[n:]
+
     def methods(self) -> list[str]:
         return [c.method for c in self._calls]
 
