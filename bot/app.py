@@ -131,6 +131,7 @@ class App:
                 task.cancel()
         await self.core.ingest.aclose()
         await self.core.services.compactor.wait()
+        await self.relay.aclose()  # frees its worker identity for the next process
         for port in self.relay.ports.values():
             close = getattr(port, "aclose", None)  # ports holding connections (Slack's HTTP session)
             if close is not None:
@@ -157,7 +158,7 @@ async def build_app(
     prompts = Prompts(Path(config.prompts_dir) if config.prompts_dir else None, config.language)
     clock = clock or SystemClock()
     core = Convene(config, sessions, keys, clock, prompts)
-    relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox)
+    relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox, engine=engine)
     core.outbox_listeners.append(relay.wake)
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
     if migrate:  # a deployment's database: the daily retention pass is scheduled (due now if new)

@@ -120,10 +120,18 @@ class RoundsConfig(_Model):
 
 class OutboxConfig(_Model):
     poll_seconds: float = Field(default=0.5, gt=0)
+    # Private replies and DMs give up after this many failed attempts; public posts retry while
+    # their round is open (see public_give_up_hours).
     max_attempts: int = Field(default=8, ge=1)
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
+    # This process's relay identity. None: "<host>-<n>", the lowest slot no live process on this host
+    # holds, so a restart takes back the rows its predecessor had in flight at once.
+    worker_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    concurrency: int = Field(default=64, ge=1, le=1024)  # deliveries in flight at once, across conversations
+    public_give_up_hours: float = Field(default=24.0, gt=0)  # after the round closed or was cancelled
+    stall_minutes: float = Field(default=10.0, gt=0)  # a channel failing this long is reported
 
 
 class SchedulerConfig(_Model):

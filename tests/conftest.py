@@ -115,6 +115,11 @@ class Harness:
         async with self.app.engine.connect() as conn:
             return (await conn.execute(text(sql))).scalar()
 
+    async def close(self) -> None:
+        """What a clean shutdown does: the ballot queue stops and the relay frees its worker identity."""
+        await self.app.core.ingest.aclose()
+        await self.app.relay.aclose()
+
 
 async def make_harness(
     engine: AsyncEngine, *, keys: KeyStore | None = None, clock: FixedClock | None = None, **config: Any
@@ -134,4 +139,4 @@ async def make_harness(
 async def harness(engine: AsyncEngine) -> AsyncIterator[Harness]:
     h = await make_harness(engine)
     yield h
-    await h.app.core.ingest.aclose()
+    await h.close()

@@ -54,7 +54,7 @@ class ConsolePort:
     def _channel(self, to: ConversationRef) -> str:
         return self.channel_names.get(to.channel_id, f"{self.platform}:{to.channel_id}")
 
-    async def post(self, to: ConversationRef, message: Rendered) -> str:
+    async def post(self, to: ConversationRef, message: Rendered, *, key: str | None = None) -> str:
         mid = f"{self.platform}-{next(self._ids)}"
         shown = Shown(self._channel(to), "post", plain(message.text), message.buttons, message_id=mid)
         shown.image = message.image
@@ -79,7 +79,9 @@ class ConsolePort:
         text, buttons = plain(message.text), message.buttons
         self._record(Shown(self._channel(to), "private", text, buttons, recipient=who, in_place=replace))
 
-    async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
+    async def send_direct(
+        self, workspace_id: str, user_id: str, message: Rendered, *, key: str | None = None
+    ) -> str:
         who = self.user_names.get(user_id, user_id)
         mid = f"{self.platform}-dm-{next(self._ids)}"
         self._record(

@@ -112,8 +112,11 @@ def _error(err: discord.HTTPException) -> DeliveryError:
 
 
 class DiscordChatPort:
-    """ChatPort for Discord. Needs a logged-in client (``attach``) before it can deliver; the relay
-    retries until then. 429s are retried inside discord.py; 401/403/404 are permanent."""
+    """ChatPort for Discord. Needs a logged-in client (``attach``) before it can deliver; until then
+    deliveries raise an ``offline`` DeliveryError, which the relay retries without counting an attempt.
+    429s are retried inside discord.py; 401/403/404 are permanent. Channel posts and DMs carry the
+    outbox row's key as an enforced nonce (one per chunk), so a post re-sent after a crash returns the
+    message Discord already has instead of posting it twice."""
 
     platform = Platform.DISCORD
 
@@ -129,14 +132,16 @@ class DiscordChatPort:
 
     def _client(self) -> discord.Client:
         if self.client is None or self.client.is_closed() or self.client.user is None:
-            raise DeliveryError("discord client not connected")
+            raise DeliveryError("discord client not connected", offline=True)
         return self.client
 
-    async def _send_chunks(self, channel: discord.abc.Messageable, message: Rendered) -> str:
+    async def _send_chunks(self, channel: discord.abc.Messageable, message: Rendered, key: str | None) -> str:
         """Each chunk as a message; ``message.image`` goes with the first, as an attachment."""
         first = ""
         for i, part in enumerate(render.chunk(message)):
-            kw = _send_kwargs(part, message.image if i == 0 else None)
+            # discord.py sends ``enforce_nonce`` with every nonce (Discord: at most 25 characters).
+            nonce = f"{key[:20]}-{i}" if key else None
+            kw = _send_kwargs(part, message.image if i == 0 else None, nonce=nonce)
             try:
                 sent = await channel.send(part.content, **kw)
             except discord.HTTPException as err:
@@ -144,9 +149,9 @@ class DiscordChatPort:
             first = first or str(sent.id)
         return first
 
-    async def post(self, to: ConversationRef, message: Rendered) -> str:
+    async def post(self, to: ConversationRef, message: Rendered, *, key: str | None = None) -> str:
         client = self._client()
-        return await self._send_chunks(client.get_partial_messageable(int(to.channel_id)), message)
+        return await self._send_chunks(client.get_partial_messageable(int(to.channel_id)), message, key)
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
         client = self._client()
@@ -192,7 +197,9 @@ class DiscordChatPort:
                 log.info("interaction token unusable (%s); sending a direct message instead", err.status)
         await self.send_direct(to.workspace_id, user_id, message)
 
-    async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
+    async def send_direct(
+        self, workspace_id: str, user_id: str, message: Rendered, *, key: str | None = None
+    ) -> str:
         client = self._client()
         if not user_id.isdigit():
             raise DeliveryError("not a discord user id", permanent=True)
@@ -200,4 +207,4 @@ class DiscordChatPort:
             dm = await client.create_dm(discord.Object(int(user_id)))
         except discord.HTTPException as err:
             raise _error(err) from None
-        return await self._send_chunks(dm, message)
+        return await self._send_chunks(dm, message, key)

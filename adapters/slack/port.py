@@ -15,18 +15,20 @@ out so that every step's failure maps onto a `DeliveryError`):
 
 1. ``files.getUploadURLExternal`` (filename, length, ``alt_txt`` = the plain text) and the POST of
    the bytes to the returned ``upload_url``: nothing is visible yet, so a failure here (a 403, a
-   ``missing_scope`` without ``files:write``, a long 429) leaves the channel untouched and the relay
-   retries or fails the row cleanly;
+   ``missing_scope`` without ``files:write``, a long 429) raises with the channel untouched, and the
+   relay sends the text alone at once (a picture never holds a channel back);
 2. ``chat.postMessage`` with the text as Block Kit, as for any message: its ``ts`` is the message
    id `post` returns (``files.completeUploadExternal`` answers with the file, never a message ``ts``:
    Slack shares files asynchronously);
 3. ``files.completeUploadExternal`` with ``channel_id``: the picture appears right below its text.
 
 Why not ``initial_comment`` (one message): it takes no buttons or Block Kit sections, and yields no
-``ts`` to edit. The price of two messages is a window between 2 and 3: if 3 fails for a while, the
-text is already shown; the port remembers that (per process) and a retry of the same message to the
-same channel uploads and shares the picture without posting the text again. A permanent failure of 3
-(``not_in_channel``: files need the bot in the channel) leaves the text without its picture.
+``ts`` to edit. The price of two messages: if 3 fails (``not_in_channel``: files need the bot in the
+channel; a long 429), the text is already shown, so `post` logs it and returns the text's ``ts``: the
+text stays without its picture, and nothing is remembered between attempts or processes.
+
+Slack has no idempotency key for ``chat.postMessage``, so ``key`` is not used: a post the relay
+repeats after a crash (accepted by Slack, not yet recorded) shows twice (see ARCHITECTURE.md).
 
 Editing a message that was posted with an image (`edit` on the returned ``ts``) rewrites the text
 message only; the shared picture stays as it was (Slack cannot swap a shared file's contents), so a
@@ -40,10 +42,8 @@ User values arrive already passed through `escape`, which makes ``&``, ``<`` and
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
-from collections import OrderedDict
 from typing import Any
 
 import aiohttp
@@ -73,8 +73,6 @@ MAX_FALLBACK_TEXT = 3000
 MAX_INLINE_RETRY_WAIT = 5.0
 MAX_ALT_TEXT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond this
 UPLOAD_ATTEMPTS = 3  # POSTs of a file's bytes, counting retries after a short Retry-After
-# Messages whose text went out but whose picture was not shared yet (see the module docstring).
-MAX_REMEMBERED_TEXTS = 256
 
 # Errors that will not go away by retrying: the token, the channel or the payload is wrong.
 PERMANENT_ERRORS = frozenset(
@@ -249,8 +247,6 @@ class SlackChatPort:
         self.client = client
         self.pool = pool
         self._own_session: aiohttp.ClientSession | None = None
-        # Texts posted whose picture is not shared yet: key -> first ts (module docstring).
-        self._shown_without_image: OrderedDict[str, str] = OrderedDict()
 
     def _session(self) -> None:
         """One pooled HTTP session for every call (slack_sdk opens a new one per call otherwise);
@@ -270,7 +266,7 @@ class SlackChatPort:
     def escape(self, text: str) -> str:
         return escape(text)
 
-    async def post(self, to: ConversationRef, message: Rendered) -> str:
+    async def post(self, to: ConversationRef, message: Rendered, *, key: str | None = None) -> str:
         return await self._post(to.channel_id, message)
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
@@ -307,7 +303,9 @@ class SlackChatPort:
         for text, blocks in render_messages(message):
             await self._respond(response_url, text, blocks)
 
-    async def send_direct(self, workspace_id: str, user_id: str, message: Rendered) -> str:
+    async def send_direct(
+        self, workspace_id: str, user_id: str, message: Rendered, *, key: str | None = None
+    ) -> str:
         opened = await self._call("conversations_open", users=user_id)
         channel = opened.get("channel", {}).get("id") if isinstance(opened.get("channel"), dict) else None
         if not isinstance(channel, str) or not channel:
@@ -321,14 +319,8 @@ class SlackChatPort:
         if message.image is None:
             return await self._post_pieces(channel, pieces)
         image = message.image
-        key = _posted_key(channel, pieces, image)
         file_id = await self._upload(image, alt_text=pieces[0][0])
-        first = self._shown_without_image.get(key)
-        if first is None:
-            first = await self._post_pieces(channel, pieces)
-            self._shown_without_image[key] = first
-            while len(self._shown_without_image) > MAX_REMEMBERED_TEXTS:
-                self._shown_without_image.popitem(last=False)
+        first = await self._post_pieces(channel, pieces)
         try:
             await self._call(
                 "files_completeUploadExternal",
@@ -336,10 +328,8 @@ class SlackChatPort:
                 channel_id=channel,
             )
         except DeliveryError as err:
-            if err.permanent:
-                self._shown_without_image.pop(key, None)
-            raise
-        self._shown_without_image.pop(key, None)
+            # The text is shown: raising would make the relay post it again. It stays alone.
+            log.warning("slack: a picture could not be shared below its text (%s); left out", err.reason)
         return first
 
     async def _post_pieces(self, channel: str, pieces: list[tuple[str, list[dict[str, Any]]]]) -> str:
@@ -452,14 +442,6 @@ class SlackChatPort:
         if resp.status_code >= 400:
             # An expired or used-up response_url never comes back.
             raise DeliveryError(f"response_url: HTTP {resp.status_code}", permanent=resp.status_code < 500)
-
-
-def _posted_key(channel: str, pieces: list[tuple[str, list[dict[str, Any]]]], image: Attachment) -> str:
-    digest = hashlib.sha256(channel.encode())
-    for text, _blocks in pieces:
-        digest.update(b"\0" + text.encode())
-    digest.update(b"\0" + image.filename.encode() + b"\0" + image.data)
-    return digest.hexdigest()
 
 
 def _delivery_error(err: SlackApiError) -> DeliveryError:

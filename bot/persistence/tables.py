@@ -11,6 +11,7 @@ outside the database (see bot.keys); after close that key is gone.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -299,8 +301,18 @@ class EstimateRow(Base):
     __table_args__ = (UniqueConstraint("goal_id", "stage", "voter_key"),)
 
 
+def new_nonce() -> str:
+    """A random per-row key: Discord's enforced nonce (at most 25 characters with a chunk suffix). Random,
+    not the seq, so a public post reveals nothing about the rows written between two posts."""
+    return secrets.token_hex(10)
+
+
 class OutboxRow(Base):
-    """Every post, edit, private reply and DM, written in the same transaction as the change."""
+    """Every post, edit, private reply and DM, written in the same transaction as the change.
+
+    ``claimed_by`` names the relay worker holding an ``in_flight`` row; ``resend`` marks a row that
+    was in flight when its worker stopped (its next delivery may repeat it); ``failing_since`` is when a
+    public post first failed (cleared once delivered), which `bot.service.outbox.take_stalls` reads."""
 
     __tablename__ = "outbox"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -322,6 +334,13 @@ class OutboxRow(Base):
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     message_id: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    nonce: Mapped[str | None] = mapped_column(String(25), default=new_nonce)
+    resend: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    stall_noticed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # A conversation's undelivered public rows, looked up by every claim.
+    __table_args__ = (Index("ix_outbox_channel", "channel_id", "status"),)
 
 
 class SlotRow(Base):

@@ -1,8 +1,12 @@
-"""Writing outgoing messages as outbox rows, inside the caller's transaction."""
+"""Writing outgoing messages as outbox rows, inside the caller's transaction; finding channels whose
+posts keep failing, and queueing those posts again."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.accountability import split_key
@@ -78,4 +82,93 @@ def direct_row(person_key: str, message: Message, round_id: str | None = None) -
         body=message.to_json(),
         status="pending",
         attempts=0,
+    )
+
+
+# --- channels whose posts keep failing -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """A linked channel whose public posts have been failing for a while (an outage, a revoked
+    permission, the bot removed from the channel)."""
+
+    round_id: str
+    conversation_id: str  # round_conversations.id: what a re-post button carries
+    platform: str
+    failing_since: dt.datetime
+    undelivered: int  # its public posts failing or failed (later ones wait behind them)
+
+
+async def take_stalls(session: AsyncSession, now: dt.datetime, *, after: dt.timedelta) -> list[Stall]:
+    """Channels whose public posts have failed for longer than ``after`` (config
+    ``outbox.stall_minutes``) and were not reported yet. Marks them reported in the caller's
+    transaction: write the conveners' notices in the same one, and each stall is reported once (again
+    only after `requeue_conversation`, if the posts then fail for ``after`` once more)."""
+    failing = and_(
+        OutboxRow.visibility == Visibility.PUBLIC.value,
+        OutboxRow.status.in_(["pending", "failed"]),
+        OutboxRow.failing_since.is_not(None),
+    )
+    found = await session.execute(
+        select(ConversationRow, func.min(OutboxRow.failing_since), func.count())
+        .join(
+            ConversationRow,
+            and_(
+                ConversationRow.round_id == OutboxRow.round_id,
+                ConversationRow.platform == OutboxRow.platform,
+                ConversationRow.workspace_id == OutboxRow.workspace_id,
+                ConversationRow.channel_id == OutboxRow.channel_id,
+            ),
+        )
+        .where(failing)
+        .group_by(*ConversationRow.__table__.c)
+        .having(func.min(OutboxRow.failing_since) <= now - after)
+        .having(func.sum(case((OutboxRow.stall_noticed.is_(False), 1), else_=0)) > 0)
+    )
+    stalls = []
+    for conv, since, n in found:
+        assert since is not None
+        stalls.append(Stall(conv.round_id, conv.id, conv.platform, since, n))
+        await session.execute(
+            update(OutboxRow).where(failing, *_in_conversation(conv)).values(stall_noticed=True)
+        )
+    return stalls
+
+
+async def requeue_conversation(session: AsyncSession, round_id: str, conversation_id: str) -> int:
+    """The re-post button: a channel's failing and failed public posts are due again now, in their
+    order, with fresh attempts (in the caller's transaction). Returns how many were requeued."""
+    conv = await _conversation(session, round_id, conversation_id)
+    if conv is None:
+        return 0
+    result = await session.execute(
+        update(OutboxRow)
+        .where(
+            *_in_conversation(conv),
+            OutboxRow.visibility == Visibility.PUBLIC.value,
+            or_(
+                OutboxRow.status == "failed",
+                and_(OutboxRow.status == "pending", OutboxRow.failing_since.is_not(None)),
+            ),
+        )
+        .values(status="pending", attempts=0, next_attempt_at=None, failing_since=None, stall_noticed=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _conversation(session: AsyncSession, round_id: str, conversation_id: str) -> ConversationRow | None:
+    return await session.scalar(
+        select(ConversationRow).where(
+            ConversationRow.id == conversation_id, ConversationRow.round_id == round_id
+        )
+    )
+
+
+def _in_conversation(conv: ConversationRow) -> tuple[ColumnElement[bool], ...]:
+    return (
+        OutboxRow.round_id == conv.round_id,
+        OutboxRow.platform == conv.platform,
+        OutboxRow.workspace_id == conv.workspace_id,
+        OutboxRow.channel_id == conv.channel_id,
     )

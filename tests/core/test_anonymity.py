@@ -83,7 +83,7 @@ async def test_A9_after_close_nobody_can_link_a_person_to_an_idea_or_a_ballot(en
         keys.create("0" * 32)
         assert keys.get("0" * 32) != stolen_key
     finally:
-        await h.app.core.ingest.aclose()
+        await h.close()
 
 
 async def test_release_rewrites_rows_so_storage_order_says_nothing(harness: Harness) -> None:

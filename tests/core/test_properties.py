@@ -103,7 +103,7 @@ async def play(actions: list[tuple[str, str, int]]) -> None:
         assert dupes == 0
         assert await h.scalar("select count(*) from outbox where visibility <> 'public'") == 0
     finally:
-        await h.app.core.ingest.aclose()
+        await h.close()
         await engine.dispose()
 
 

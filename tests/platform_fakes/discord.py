@@ -218,6 +218,7 @@ class FakeDiscord:
         guilds: Sequence[JSON] | None = None,
         interaction_deadline: float = 3.0,
         token_ttl: float = 15 * 60,
+        nonce_window: float = 120.0,
         privileged_intents: int = 0,
         heartbeat_interval_ms: int = 41_250,
         clock: Callable[[], float] = time.monotonic,
@@ -225,6 +226,9 @@ class FakeDiscord:
         self.token = token
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
+        #: How long an enforced nonce is remembered. Discord says "the past few minutes" without a
+        #: figure; the fake takes a short window so that tests show re-sends come well within it.
+        self.nonce_window = nonce_window
         #: privileged intents "enabled in the developer portal"; others → close 4014.
         self.privileged_intents = privileged_intents
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -273,6 +277,7 @@ class FakeDiscord:
         self.guild_commands: dict[str, list[JSON]] = {}
 
         self._by_token: dict[str, InteractionRecord] = {}
+        self._nonces: dict[tuple[str, str], tuple[str, float]] = {}  # (author, nonce) -> (message id, at)
         self._dm_by_user: dict[str, str] = {}
         self._sessions: dict[str, _Session] = {}
         self._fail_rules: list[_FailRule] = []
@@ -1182,6 +1187,19 @@ class FakeDiscord:
             return self._answer(call, rules.error(rules.EMPTY_MESSAGE, "Cannot send an empty message"), 400)
         if (big := self._too_large(call)) is not None:
             return big
+        nonce = body.get("nonce")
+        if nonce is not None and len(str(nonce)) > rules.MAX_NONCE:
+            err = rules.FieldError(("nonce",), "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")
+            return self._invalid(call, [err])
+        key = (self.bot_user["id"], str(nonce))
+        seen = self._nonces.get(key) if nonce is not None and body.get("enforce_nonce") else None
+        if seen is not None and call.at - seen[1] <= self.nonce_window:
+            # Discord: "If another message was created by the same author with the same nonce, that
+            # message will be returned and no new message will be created." One deleted since: 404.
+            earlier = self.messages.get(seen[0])
+            if earlier is None:
+                return self._answer(call, rules.error(rules.UNKNOWN_MESSAGE, "Unknown Message"), 404)
+            return self._answer(call, earlier)
         body = self._with_files(call, body)
         if ch["type"] == 1 and ch["recipients"][0]["id"] in self.dms_closed:
             return self._answer(
@@ -1197,6 +1215,9 @@ class FakeDiscord:
             attachments=body.get("attachments") or [],
             flags=int(body.get("flags") or 0),
         )
+        if nonce is not None:
+            msg["nonce"] = nonce
+            self._nonces[key] = (msg["id"], call.at)
         self.messages[msg["id"]] = msg
         await self._message_create_event(msg)  # Discord echoes the bot's own messages
         return self._answer(call, msg)

@@ -349,7 +349,8 @@ class FakeSlackWebAPI:
 
     def calls_since(self, index: int) -> list[RecordedCall]:
         """Calls recorded after the first ``index`` (with ``len(fake.calls_since(0))`` as the next
-        index): what one step of a long run caused, without copying the whole record each time."""
+        index): what one step of a long run caused, without copying the whole record each time (a
+        poller reads each call once, however many there are)."""
         return self._calls[index:]
 
     def methods(self) -> list[str]:

@@ -160,6 +160,24 @@ async def test_long_post_is_split_and_buttons_kept(tmp_path: Path) -> None:
         assert rig.fake.messages[first]["content"] == "short now"
 
 
+async def test_a_post_repeated_with_its_key_shows_once_chunk_by_chunk(tmp_path: Path) -> None:
+    async with make_rig(tmp_path) as rig, rig.running():
+        to = ConversationRef(Platform.DISCORD, str(rig.channel["guild_id"]), str(rig.channel["id"]))
+        long = Rendered((Block("word " * 1000),))
+        key = "0123456789abcdef0123"  # an outbox row's nonce: 20 characters
+        first = await rig.port.post(to, long, key=key)
+        again = await rig.port.post(to, long, key=key)  # the relay's re-send after a crash
+        assert again == first
+        assert len(rig.public()) == 3, "each of the three chunks once"
+        sent = [c.json for c in rig.fake.calls_to("POST /channels/{channel_id}/messages")]
+        assert all(body["enforce_nonce"] and len(body["nonce"]) <= 25 for body in sent)
+        assert len({body["nonce"] for body in sent}) == 3
+        alice = str(rig.users["alice"]["id"])
+        yours = Rendered((Block("yours"),))
+        dm = await rig.port.send_direct(to.workspace_id, alice, yours, key="k" * 20)
+        assert await rig.port.send_direct(to.workspace_id, alice, yours, key="k" * 20) == dm
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
 
@@ -204,11 +222,12 @@ async def test_an_image_over_the_upload_limit_is_left_out(tmp_path: Path) -> Non
         assert not rig.fake.messages[mid]["attachments"]
 
 
-async def test_port_before_connect_is_a_transient_failure() -> None:
+async def test_port_before_connect_is_offline_not_a_failed_attempt() -> None:
     port = DiscordChatPort()
     with pytest.raises(DeliveryError) as err:
         await port.post(ConversationRef(Platform.DISCORD, "1", "2"), Rendered((Block("x"),)))
     assert not err.value.permanent
+    assert err.value.offline
     assert p.FLAG_EPHEMERAL == 64
 
 

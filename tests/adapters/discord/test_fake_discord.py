@@ -318,6 +318,37 @@ async def test_429_is_retried(fake_discord: FakeDiscord, run_client: RunClient) 
         assert [a.status for a in rec.attempts] == [429, 200]
 
 
+async def test_an_enforced_nonce_returns_the_first_message_instead_of_a_second(
+    fake_discord: FakeDiscord, run_client: RunClient
+) -> None:
+    """Discord: "If another message was created by the same author with the same nonce, that message
+    will be returned and no new message will be created" (for a few minutes; the fake keeps
+    ``nonce_window`` seconds). discord.py sends ``enforce_nonce`` with every nonce."""
+    client = discord.Client(**client_kwargs())
+    async with run_client(client):
+        channel = client.get_partial_messageable(int(fake_discord.channel["id"]))
+        first = await channel.send("Idea 7", nonce="row-1")
+        echoes = len(fake_discord.calls)
+        again = await channel.send("Idea 7", nonce="row-1")
+        assert again.id == first.id
+        assert str(again.nonce) == "row-1"
+        assert [m["content"] for m in fake_discord.channel_messages(str(channel.id))] == ["Idea 7"]
+        assert len(fake_discord.calls) == echoes + 1
+        other = await channel.send("Idea 8", nonce="row-2")
+        assert other.id != first.id
+        # Long after, the nonce is forgotten: the same nonce makes a new message.
+        fake_discord.advance(fake_discord.nonce_window + 1)
+        later = await channel.send("Idea 7", nonce="row-1")
+        assert later.id != first.id
+        # A message deleted shortly before: the same nonce is refused (discord.py documents NotFound).
+        await later.delete()
+        with pytest.raises(discord.NotFound):
+            await channel.send("Idea 7", nonce="row-1")
+        with pytest.raises(discord.HTTPException) as info:
+            await channel.send("x", nonce="n" * 26)
+        assert info.value.status == 400
+
+
 async def test_op7_reconnect_resumes_and_keeps_handling(
     fake_discord: FakeDiscord, run_client: RunClient
 ) -> None:

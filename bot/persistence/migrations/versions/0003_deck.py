@@ -1,13 +1,13 @@
 """the voting deck: find one voter's ballots in a round by their pseudonym
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
