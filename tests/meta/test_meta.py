@@ -25,8 +25,10 @@ from bot.persistence.db import make_engine
 from bot.persistence.migrate import current_revision, upgrade
 from bot.persistence.tables import Base, ConversationRow
 from bot.prompts import PromptKey, Prompts
-from bot.sanitize import canonical_text
+from bot.sanitize import canonical_text, comparison_key, one_line
 from bot.service.outbox import public_row
+from tests.hostile_text import FRAGMENTS
+from tests.platform_fakes.markup import hidden_characters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -204,12 +206,37 @@ def test_unknown_component_ids_decode_to_none_or_something_valid(value: str) -> 
     assert cid is None or ComponentId.decode(cid.encode()) == cid
 
 
-@settings(max_examples=500)
-@given(st.text())
-def test_canonical_text_is_idempotent_and_drops_direction_controls(text: str) -> None:
+# Text made of what causes trouble: markup of both dialects, mention syntax, entities, emoji codes,
+# joiners, selectors, controls, and fragments of the threat model's injection matrix.
+_PIECES = [
+    *"*_~`|>#-[]()<>@!:&;^ \n\tabU1",
+    *("&amp;", "&lt;", "&gt;", "<@", "<!", "<#", "<:", "</", "**", "__", "~~", "||", "```", "https://x.y"),
+    *(":thumbsup:", ":skin-tone-2:", "\u200d", "\u200c", "\ufe0f", "👍", "❤", "\u202e", "\U000e0041", "\x85"),
+    *("everyone", "here", "\u0301", "é", "ن", "\ud800", "\ufdd0"),
+    *FRAGMENTS,
+]
+# Mention syntax either platform would render: Slack's <@…>, <#…>, <!…>; Discord's users, roles,
+# channels, commands, custom emoji, timestamps and guide links; broadcasts typed out.
+MENTION = re.compile(
+    r"<[@#!][^<>]*>|</[^<>:]+:\d+>|<a?:\w+:\d+>|<t:-?\d+(?::\w)?>|<id:\w+>"
+    r"|(?<![\w@＠])@(?:everyone|here|channel)\b",
+    re.I,
+)
+troublesome = st.one_of(st.text(), st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+
+
+@settings(max_examples=1000)
+@given(troublesome)
+def test_canonical_text_is_idempotent_and_leaves_nothing_hidden_or_live(text: str) -> None:
     once = canonical_text(text)
     assert canonical_text(once) == once
-    assert not set(once) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x00")
+    line = one_line(text)
+    assert one_line(line) == line
+    assert "\n" not in line
+    for out in (once, line):
+        assert hidden_characters(out) == []
+        assert not MENTION.search(out), out
+    assert comparison_key(once) == comparison_key(text)
 
 
 async def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
