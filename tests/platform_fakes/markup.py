@@ -148,15 +148,18 @@ def _objects(node: Any) -> Iterator[dict[str, Any]]:
 
 
 def slack_reading(blocks: Any) -> tuple[str, list[str], list[str]]:
-    """(the text shown by rich-text elements, their styles in order (runs of one style merged,
-    whitespace-only runs left out), what is live) for Block Kit ``blocks`` or a view."""
+    """(the text shown (rich-text elements and text objects), the styles of rich text in order (runs
+    of one style merged, whitespace-only runs left out), what is live) for Block Kit ``blocks`` or a
+    view."""
     shown: list[str] = []
     styles: list[str] = []
     live: list[str] = []
     for obj in _objects(blocks):
         kind = obj.get("type")
-        if kind == "mrkdwn":
-            live.append(f"mrkdwn text: {obj.get('text')!r}")
+        if kind in ("mrkdwn", "plain_text") and isinstance(obj.get("text"), str):
+            shown.append(obj["text"] + "\n")
+            if kind == "mrkdwn":
+                live.append(f"mrkdwn text: {obj['text']!r}")
         elif kind == "rich_text_section" or kind == "rich_text_quote" or kind == "rich_text_preformatted":
             for el in obj.get("elements", []):
                 if el.get("type") != "text":
@@ -168,6 +171,7 @@ def slack_reading(blocks: Any) -> tuple[str, list[str], list[str]]:
                     styles.append(style)
             if kind != "rich_text_section":
                 live.append(kind)
+            shown.append("\n")
     return "".join(shown), styles, live
 
 
