@@ -71,6 +71,40 @@ def test_a_bad_config_names_the_key(data: dict[str, Any], named: str) -> None:
         parse_config(data)
 
 
+def test_platform_ids_may_be_yaml_integers_or_strings_and_stay_exact(tmp_path: Path) -> None:
+    path = tmp_path / "ids.yaml"
+    path.write_text(
+        "discord:\n"
+        "  guild_ids: [18446744073709551615]\n"  # the largest snowflake: beyond a float's 2^53
+        "  conveners:\n"
+        "    user_ids: [123456789012345678, '223456789012345678']\n"
+        "    role_ids: [900000000000000001]\n"
+        "slack:\n"
+        "  conveners: {user_ids: [U0MAYA, ' W0BOB '], usergroup_ids: ['S0CONV']}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.discord.conveners.user_ids == ["123456789012345678", "223456789012345678"]
+    assert cfg.discord.conveners.role_ids == ["900000000000000001"]
+    assert cfg.discord.guild_ids == ["18446744073709551615"]
+    assert cfg.slack.conveners.user_ids == ["U0MAYA", "W0BOB"]
+    assert cfg.slack.conveners.usergroup_ids == ["S0CONV"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "named"),
+    [
+        ({"discord": {"conveners": {"user_ids": [1.2345678901234568e17]}}}, "discord.conveners.user_ids.0"),
+        ({"discord": {"conveners": {"role_ids": [True]}}}, "discord.conveners.role_ids.0"),
+        ({"discord": {"guild_ids": ["general"]}}, "discord.guild_ids.0"),
+        ({"slack": {"conveners": {"user_ids": ["<@U0MAYA>"]}}}, "slack.conveners.user_ids.0"),
+        ({"slack": {"conveners": {"usergroup_ids": [""]}}}, "slack.conveners.usergroup_ids.0"),
+    ],
+)
+def test_an_id_that_is_not_one_is_refused_by_its_key(ids: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        parse_config(ids)
+
+
 def test_check_config_exits_non_zero_without_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("slack:\n  mode: carrier-pigeon\n")
