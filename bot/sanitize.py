@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -58,6 +59,7 @@ _IGNORABLE_RANGES = (
     (0xE0000, 0xE0FFF),
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ODD = re.compile("[^\t\n\x20-\x7e]")
 _LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 
 
@@ -65,7 +67,9 @@ _LINE_BREAKS = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 def _hidden_runs() -> re.Pattern[str]:
     """Runs of controls, format characters, default-ignorables, surrogates and noncharacters (tabs and
     line breaks excepted). Built once from the running Python's Unicode tables."""
-    hidden = [(cp, cp) for cp in range(0x110000) if unicodedata.category(chr(cp)) in ("Cc", "Cf", "Cs")]
+    # Controls, format characters and surrogates only occur in planes 0, 1 and 14 (a quick scan).
+    planes = itertools.chain(range(0x20000), range(0xE0000, 0xE1000))
+    hidden = [(cp, cp) for cp in planes if unicodedata.category(chr(cp)) in ("Cc", "Cf", "Cs")]
     hidden = [r for r in hidden if chr(r[0]) not in "\n\t"]
     hidden += [*_IGNORABLE_RANGES, (0xFDD0, 0xFDEF)]
     hidden += [(plane + 0xFFFE, plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000)]
@@ -119,6 +123,8 @@ def _strip_hidden(text: str) -> str:
 def strip_invisible(text: str) -> str:
     """Only the removal of hidden characters (controls, bidi, zero-width, tags, noncharacters), line
     breaks made ``\\n``: what renderers apply to every value they show, canonical or not."""
+    if not _ODD.search(text):  # printable ASCII, tabs and newlines: nothing to do (most values)
+        return text
     return _strip_hidden(_LINE_BREAKS.sub("\n", _SURROGATE.sub("\ufffd", text)))
 
 
