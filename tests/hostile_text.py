@@ -157,32 +157,28 @@ def hostile_inputs(count: int, seed: int = 9) -> Iterator[str]:
 # --- every template slot a person's text can reach ----------------------------------------------
 
 ERROR_CODES = sorted(p.stem for p in (ROOT / "prompts" / "en" / "errors").glob("*.j2") if p.stem != "error")
-_ITEM_STRINGS = ("label", "text", "title", "metric", "unit", "owner", "name", "outcome")
+# Where a person's text (or a profile name) lands. The rest is the bot's own: numbers, a join code
+# (shown inside a code span), phases, sector and field names (read through labels.yaml).
+_ITEM_STRINGS = ("label", "text", "title", "metric", "unit", "owner", "outcome")
 _ITEM_STRINGS += ("baseline", "target", "deadline", "review_date", "due")
-# Not "code": a join code is the bot's own (letters and digits), shown inside a code span.
-_STRINGS = ("title", "purpose", "phase", "deadline", "owner", "goal_title", "outcome", "metric")
+_STRINGS = ("title", "purpose", "deadline", "owner", "goal_title", "outcome", "metric")
 _STRINGS += ("unit", "baseline", "target", "due", "review_date", "text", "label", "unknown", "round")
-_NUMBERS = {
-    "code": "ABCD2345",
-    "participants": 3,
-    "per_participant": 3,
-    "count": 2,
-    "limit": 3,
-    "max": 1000,
-    "rank": 1,
-}
-_NUMBERS |= {"agree": 1, "disagree": 0, "pass": 0, "score": 50, "number": 1, "goal": 1, "mine": 1}
-_FLAGS = {"idea": 2, "pilot": True, "joined": True, "convener": True, "common_ground": True}
-_FLAGS |= {"divisive": False, "urgency": 3.0, "impact": None}
+_BOTS = {"code": "ABCD2345", "phase": "vote", "participants": 3, "per_participant": 3, "count": 2}
+_BOTS |= {"limit": 3, "max": 1000, "rank": 1, "agree": 1, "disagree": 0, "pass": 0, "score": 50}
+_BOTS |= {"number": 1, "goal": 1, "mine": 1, "idea": 2, "pilot": True, "joined": True, "convener": True}
+_BOTS |= {"common_ground": True, "divisive": False, "urgency": 3.0, "impact": None}
+_BOTS |= {"by_sector": [{"name": "business", "agree": 80}]}
+_BOTS |= {"fields": {"title": "required", "text": "too_long"}}
+# A code's own parameters, where a template reads one of the names above as something else.
+_FOR_CODE = {"bad_transition": {"target": "goals"}}
 
 
 def params(value: str) -> dict[str, Any]:
-    """Every parameter a template reads, each string (nested ones too) set to ``value``."""
+    """Every parameter a template reads; each that can hold a person's text (nested ones too) set to
+    ``value``."""
     item = dict.fromkeys(_ITEM_STRINGS, value) | {"score": 50, "number": 1, "goal": 1, "pilot": True}
-    item |= {"agree": 80}
-    nested = {"ideas": [item], "goals": [item], "actions": [item], "by_sector": [item]}
-    forms = {"fields": {"title": "required", value: value}, "kept": {"title": value, value: value}}
-    return dict.fromkeys(_STRINGS, value) | _NUMBERS | _FLAGS | nested | forms
+    nested = {"ideas": [item], "goals": [item], "actions": [item], "kept": {"title": value, "text": value}}
+    return dict.fromkeys(_STRINGS, value) | _BOTS | nested
 
 
 def messages(value: str, only: frozenset[str] | None = None) -> list[tuple[str, Message]]:
@@ -191,7 +187,10 @@ def messages(value: str, only: frozenset[str] | None = None) -> list[tuple[str, 
     p = params(value)
     out = [(key.value, Message((Part(key.value, p),))) for key in PromptKey if key != PromptKey.ERROR]
     out += [
-        (f"errors/{code}", Message((Part(PromptKey.ERROR.value, p | {"code": code}),)))
+        (
+            f"errors/{code}",
+            Message((Part(PromptKey.ERROR.value, p | {"code": code} | _FOR_CODE.get(code, {})),)),
+        )
         for code in ERROR_CODES
     ]
     return [(name, m) for name, m in out if only is None or name in only]
@@ -289,14 +288,16 @@ def _discord_judged(
     return out, live
 
 
-def problems(value: str, only: frozenset[str] | None = None) -> list[tuple[str, str, str]]:
+def problems(
+    value: str, only: frozenset[str] | None = None, *, compare: bool = True
+) -> list[tuple[str, str, str]]:
     """(template, kind, detail) for every template slot holding ``value`` (``only`` these templates);
-    "markup" also when the live markup differs from the same template holding a benign value of the
-    same shape (so the difference came from the person's text)."""
+    with ``compare``, "markup" also when the live markup differs from the same template holding a
+    benign value of the same shape (so the difference came from the person's text)."""
     out: list[tuple[str, str, str]] = []
-    calm = dict(messages(benign(value), only))
+    calm = dict(messages(benign(value), only)) if compare else {}
     for name, message in messages(value, only):
-        got, ref = posted(message), posted(calm[name])
+        got = posted(message)
         styles: list[str] = []
         for text, blocks in got.slack:
             found, more = _slack_judged(text, blocks)
@@ -307,6 +308,9 @@ def problems(value: str, only: frozenset[str] | None = None) -> list[tuple[str, 
             found, more_live = _discord_judged(body)
             out += [(name, kind, detail) for kind, detail in found]
             live += more_live
+        if not compare:
+            continue
+        ref = posted(calm[name])
         if _merged(styles) != _merged([st for _t, b in ref.slack for st in slack_reading(b)[1]]):
             out.append((name, "markup", "slack: styles differ from the benign text's"))
         if live != "".join(discord_reading(body["content"])[1] for body in ref.discord):
