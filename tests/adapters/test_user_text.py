@@ -1,0 +1,146 @@
+"""What people type, as both platforms would show it: through every template, each port's real escape
+and payload builder, judged by the platforms' rules (tests/platform_fakes/markup.py). Nothing a person
+types becomes a live link, a mention, a ping, markup, or a hidden character, and it reads as typed."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from discord.utils import escape_markdown, escape_mentions
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.discord import render
+from adapters.slack.app import form_view
+from bot.forms import Form, FormField
+from bot.messages import Message, Part
+from bot.prompts import PromptKey, Prompts
+from bot.sanitize import canonical_text, strip_invisible
+from tests.hostile_text import (
+    FRAGMENTS,
+    SLOTS,
+    discord_problems,
+    hostile_inputs,
+    messages,
+    posted,
+    problems,
+    slack_problems,
+)
+from tests.platform_fakes.markup import discord_reading, slack_reading
+
+TEMPLATES = [name for name, _m in messages("x")]
+hostile = st.one_of(
+    st.text(max_size=300),
+    st.lists(st.sampled_from([*FRAGMENTS, *"*_~`|<>[]()#@:-+.!&\\ \n"]), min_size=1, max_size=12).map(
+        "".join
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(hostile, st.sampled_from(TEMPLATES))
+def test_no_template_lets_user_text_become_live_on_either_platform(value: str, template: str) -> None:
+    assert problems(value, frozenset({template})) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(hostile)
+def test_user_text_reads_as_typed_on_both_platforms(value: str) -> None:
+    text = strip_invisible(value).strip()
+    message = Message((Part(PromptKey.RELEASE_IDEA, {"label": 7, "text": value}),))
+    got = posted(message)
+    slack_shown = "".join(slack_reading(blocks)[0] for _t, blocks in got.slack)
+    discord_shown = "".join(discord_reading(body["content"])[0] for body in got.discord)
+    if text and len(text) < 1500:  # longer ones are split across messages
+        assert text in slack_shown
+        assert text in discord_shown
+
+
+@pytest.mark.parametrize("idea", ["*Idea 9*", "**Idea 9**", "__Idea 9__", "# Idea 9", "> Idea 9 (official)"])
+def test_an_idea_cannot_look_like_the_bots_own_label(idea: str) -> None:
+    for value in (idea, canonical_text(idea)):
+        got = posted(Message((Part(PromptKey.RELEASE_IDEA, {"label": 3, "text": value}),)))
+        [(_text, blocks)] = got.slack
+        bold = [el["text"] for el in blocks[0]["elements"][0]["elements"] if el.get("style", {}).get("bold")]
+        assert bold == ["Idea 3"]
+        [body] = got.discord
+        assert discord_reading(body["content"])[1] == "****"  # only the label's bold markers are live
+
+
+def test_every_masked_link_is_escaped_on_discord() -> None:
+    idea = "See [the council plan](https://council.example) and [sign here](https://evil.example/phish) today"
+    for value in (idea, canonical_text(idea)):
+        [body] = posted(Message((Part(PromptKey.RELEASE_IDEA, {"label": 1, "text": value}),))).discord
+        assert discord_problems(body) == []
+        assert "[sign here](https://evil.example/phish)" in discord_reading(body["content"])[0] or (
+            "sign here (https://evil.example/phish)" in discord_reading(body["content"])[0]
+        )
+
+
+HOSTILE_ROUND = {
+    "title": "[council form](https://council.example) [official survey](https://evil.example/phish)",
+    "purpose": "**Official** <!channel> @everyone <@&555> \u202eevil\n> quoted",
+}
+
+
+def test_form_intros_holding_a_round_title_are_inert_on_both_platforms() -> None:
+    """The Join modal shows the round's title and purpose (the core renders them into the intro)."""
+    prompts = Prompts()
+    for values in (HOSTILE_ROUND, {k: canonical_text(v) for k, v in HOSTILE_ROUND.items()}):
+        intro = prompts.render(PromptKey.CHARTER, values)
+        form = Form("cv:r:form:join", "Join", "Join", intro, (FormField("sector", "Sector", "select"),))
+        view = form_view(form, "C1", prompts.label)
+        assert slack_problems("", view["blocks"]) == []
+        assert "official survey" in slack_reading(view["blocks"])[0]
+        [page] = render.form_pages(form)
+        modal = render.FormModal(form.title, form.form_id, page, {}).to_dict()
+        [display] = [c["content"] for c in modal["components"] if c["type"] == 10]
+        assert discord_problems({"content": display, "allowed_mentions": {"parse": []}}) == []
+        assert "official survey" in discord_reading(display)[0]
+        # The page that continues a long form shows the same intro, made the same way.
+        assert (
+            discord_problems({"content": render.intro_text(intro), "allowed_mentions": {"parse": []}}) == []
+        )
+
+
+# --- the judge can fail: what the renderers did before --------------------------------------------
+
+
+def test_the_judge_flags_what_the_old_renderers_let_through() -> None:
+    idea = "[a](https://council.example) [b](https://evil.example) <@&1> \u202e**Idea 9**"
+    old_discord = escape_markdown(escape_mentions(idea))
+    kinds = {kind for kind, _detail in discord_problems({"content": old_discord})}
+    assert kinds >= {"link", "ping", "hidden"}  # and no allowed_mentions: it would notify
+    old_slack = [{"type": "section", "text": {"type": "mrkdwn", "text": "*Idea 9* \u202e"}}]
+    assert {kind for kind, _ in slack_problems("<!here>", old_slack)} == {"markup", "link", "hidden"}
+    link = [
+        {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [{"type": "link"}]}]}
+    ]
+    assert [kind for kind, _ in slack_problems("", link)] == ["markup"]
+    # A value inside a template's code span could end it: escapes do not work there, which is why no
+    # template puts a person's text between backticks (the comparison with benign text catches it).
+    breakout = "`" + render.escape("x` **bold** `y") + "`"
+    assert discord_reading(breakout)[1] != discord_reading("`" + render.escape("xxxxxxxxxxxxxx") + "`")[1]
+
+
+# --- the figure -----------------------------------------------------------------------------------
+
+FUZZ_INPUTS = 10_000
+
+
+@pytest.mark.slow
+def test_ten_thousand_hostile_inputs_post_nothing_live() -> None:
+    """10,000 hostile texts, each as a released idea and in one more of the templates where people's
+    text lands (in turn), rendered for Slack and for Discord. benchmarks/hostile_text.py runs every
+    input through every one of those templates, and through whole rounds in the core."""
+    others = sorted(SLOTS - {"vote/release_idea"})
+    found: Counter[str] = Counter()
+    examples: dict[str, tuple[str, str, str]] = {}
+    for i, value in enumerate(hostile_inputs(FUZZ_INPUTS)):
+        for template, kind, detail in problems(
+            value, frozenset({"vote/release_idea", others[i % len(others)]})
+        ):
+            found[kind] += 1
+            examples.setdefault(kind, (template, detail, value))
+    assert not found, examples
