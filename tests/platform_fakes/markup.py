@@ -10,7 +10,9 @@ emoji and timestamps, ``@everyone``/``@here``, and a link's ``scheme:``) is live
 Slack (Block Kit): a ``rich_text`` ``text`` element is shown literally with its style; any other
 rich-text element (``link``, ``user``, ``usergroup``, ``broadcast``, ``channel``, ``emoji``) is live,
 and so is every ``mrkdwn`` text object (Slack parses it). The fallback ``text`` is mrkdwn: a raw
-``<`` there could open a link or a mention.
+``<`` there could open a link or a mention. `slack_seen` reads a message as a person does (its text,
+its buttons, what is live): tests that read what the bot showed on Slack use it, not blocks of their
+own parsing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import emoji
@@ -178,3 +181,63 @@ def slack_reading(blocks: Any) -> tuple[str, list[str], list[str]]:
 def slack_fallback_live(text: str) -> list[str]:
     """Raw angle brackets in a mrkdwn ``text`` field: each could open a link or a mention."""
     return re.findall(r"<[^>]*>?", text)
+
+
+_SLACK_PINGS = ("user", "usergroup", "broadcast")
+
+
+def slack_pings(text: str, blocks: Any) -> list[str]:
+    """What would notify someone in one Slack message: a ``user``, ``usergroup`` or ``broadcast``
+    rich-text element, or a ``<@…>`` / ``<!…>`` in the fallback ``text`` or in any mrkdwn object."""
+    found = [
+        f"rich text {el.get('type')}"
+        for obj in _objects(blocks)
+        if str(obj.get("type", "")).startswith("rich_text_")
+        for el in obj.get("elements", [])
+        if isinstance(el, dict) and el.get("type") in _SLACK_PINGS
+    ]
+    mrkdwn = [
+        o["text"] for o in _objects(blocks) if o.get("type") == "mrkdwn" and isinstance(o.get("text"), str)
+    ]
+    for raw in (text, *mrkdwn):
+        found += [c for c in slack_fallback_live(raw) if c.startswith(("<@", "<!"))]
+    return found
+
+
+@dataclass(frozen=True)
+class SlackSeen:
+    """One Slack message (its ``blocks``) as a person sees it: the one reader every test that reads
+    Slack messages uses (the deck card, what a channel shows, private replies, the contract)."""
+
+    text: str  # the text of its blocks, one block a line (rich text, sections, headers, context)
+    buttons: tuple[tuple[str, str], ...]  # (label, action_id) of each button, in order
+    styles: tuple[str, ...]  # the styles of the rich text, as `slack_reading` lists them
+    live: tuple[str, ...]  # what Slack would render as markup, a link or a mention
+
+    @property
+    def action_ids(self) -> dict[str, str]:
+        """label -> action_id (the last button of a label wins)."""
+        return dict(self.buttons)
+
+
+def slack_seen(blocks: Any) -> SlackSeen:
+    """`SlackSeen` of Block Kit ``blocks`` (a list, or None for a message without blocks)."""
+    lines: list[str] = []
+    buttons: list[tuple[str, str]] = []
+    styles: list[str] = []
+    live: list[str] = []
+    for block in blocks or []:
+        if block.get("type") == "actions":
+            buttons += [
+                (el["text"]["text"], el["action_id"])
+                for el in block.get("elements", [])
+                if el.get("type") == "button"
+            ]
+            continue
+        shown, block_styles, block_live = slack_reading([block])
+        lines.append(shown.removesuffix("\n"))
+        for style in block_styles:
+            if not styles or styles[-1] != style:
+                styles.append(style)
+        live += block_live
+    return SlackSeen("\n".join(lines), tuple(buttons), tuple(styles), tuple(live))
