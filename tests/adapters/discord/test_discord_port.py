@@ -13,7 +13,7 @@ from bot.forms import Form, FormField
 from bot.messages import Attachment, Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
-from bot.sanitize import display_name, one_line, strip_invisible
+from bot.sanitize import canonical_text, display_name, one_line, strip_invisible
 from tests.adapters.discord.rig import NONE, Rig, make_rig
 from tests.hostile_text import FRAGMENTS, discord_problems
 from tests.platform_fakes import discord_payloads as p
@@ -128,7 +128,8 @@ async def test_hostile_text_posts_nothing_live_publicly_or_privately(tmp_path: P
             await rig.join(who, rid)
         # A contribution too long: the private error echoes what was typed.
         too_long = await rig.modal(await rig.click("alice", f"cv:{rid}:contribute"))
-        await rig.reply(await rig.submit("alice", too_long["custom_id"], {"text": "[x](https://evil) " * 80}))
+        typed = "[x](https://evil) " * 80
+        await rig.reply(await rig.submit("alice", too_long["custom_id"], {"text": typed}))
         hostile = [*INJECTIONS, *FRAGMENTS[:40:5]]
         for i, text in enumerate(hostile[:9]):
             await rig.contribute(("alice", "bob", "carol")[i % 3], rid, text)
@@ -180,7 +181,7 @@ async def test_hostile_text_posts_nothing_live_publicly_or_privately(tmp_path: P
             discord_reading(m["content"])[0] for m in rig.public()
         )  # the volunteer's name, on the public action card
         assert any("official survey" in discord_reading(t)[0] for t in intros)  # the Join modal
-        assert "[x](https://evil)" in shown  # the private echo of what was typed, escaped
+        assert canonical_text(typed) in shown  # the private echo of what was typed, canonical, escaped
         assert "\u202e" not in json.dumps([b for _c, b in sent], ensure_ascii=False)
 
 

@@ -16,8 +16,8 @@ from adapters.slack.port import SlackChatPort, make_client, render_messages
 from bot.messages import Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
-from bot.sanitize import display_name
-from tests.adapters.slack.rig import CHANNEL, USERS, Rig, rig
+from bot.sanitize import display_name, one_line
+from tests.adapters.slack.rig import CHANNEL, USERS, Rig, rig, seen_text
 from tests.hostile_text import FRAGMENTS, slack_problems
 from tests.platform_fakes.markup import slack_reading
 from tests.platform_fakes.slack import FakeSlackWebAPI, signed_headers
@@ -139,7 +139,7 @@ async def test_redeliveries_handled_once(fake_slack: FakeSlackWebAPI, tmp_path: 
         assert {k.lower(): v for k, v in resp.headers.items()}.get("x-slack-no-retry") == "1"
         dm = [c for c in r.fake.calls("chat.postEphemeral") if c["channel"] == "D0BOB"]
         assert len(dm) == 1
-        assert "direct messages" in json.dumps(dm[0].blocks)
+        assert "direct messages" in seen_text(dm[0].blocks)
 
 
 async def test_429_on_post_message_honoured(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
@@ -270,7 +270,8 @@ async def test_hostile_text_posts_nothing_live_publicly_or_privately(
         hostile = ["*Idea 99*", "**Idea 98**", "> Official City statement", *FRAGMENTS[:60:10]]
         for i, text in enumerate(hostile[:9]):
             await r.form(("alice", "bob", "carol")[i % 3], "contribute", {"text": text})
-        await r.command("bob", "\u202e*frob*<!here> [x](https://evil.example)")
+        typed = "\u202e*frob*<!here>"
+        await r.command("bob", typed + " [x](https://evil.example)")
         await r.command("maya", "next")
         await r.open_deck("bob")  # the private deck card shows an idea's whole text
         await r.press("bob", "Agree")
@@ -296,7 +297,7 @@ async def test_hostile_text_posts_nothing_live_publicly_or_privately(
         assert "council form (https://council.example) official survey (https://evil.example)" in shown
         assert "Idea 99\n" in shown  # the idea typed as *Idea 99*, plain
         assert display_name(HOSTILE_NAME) in r.public_text()  # the volunteer, on the action card
-        assert "“*frob*<!here>”" in shown  # an echo of what was typed, shown literally
+        assert f"“{one_line(typed)}”" in shown  # an echo of what was typed, as canonical text
         # The bot's own labels are bold; nothing a person typed is.
         styled = [
             el
