@@ -398,7 +398,7 @@ class ConveneClient(discord.Client):
             if answer is not None:
                 await self._core().refuse(self.context(interaction), DomainError("unknown_button"))
             return
-        part = render.card(self.prompts.render_message(answer.message, render.escape))
+        part = render.card(self.prompts.render_message(answer.message, render.card_escape))
         view = render.view_for(part.rows)
         if interaction.response.is_done():
             await interaction.edit_original_response(

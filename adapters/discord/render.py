@@ -147,14 +147,51 @@ def chunk(message: Rendered) -> list[Chunk]:
     return out or [Chunk("")]
 
 
+# A person's value on a deck card, marked by `card_escape` so that `card` can tell it from the bot's own
+# text (noncharacters: `strip_invisible` removes them from every value, so no one can type one).
+VALUE_START, VALUE_END = "\ufdd0", "\ufdd1"
+_VALUE = re.compile("\ufdd0([^\ufdd0\ufdd1]*)\ufdd1")
+
+
+def card_escape(text: str) -> str:
+    """`escape`, the value marked for `card` (render a deck card's message with it)."""
+    return VALUE_START + escape(text) + VALUE_END
+
+
 def card(message: Rendered) -> Chunk:
     """A private card (the voting deck) as one message: an interaction update replaces one message,
-    so the text is cut to 2,000 characters if it must be, and every button is kept."""
+    and every button is kept. A card over 2,000 characters (an idea's text doubles in length where
+    every character needs an escape) shortens the longest values people wrote (marked by
+    `card_escape`) to a common length, never the bot's own lines ("Idea 7", "Your vote: Agree") nor
+    its markup; each cut keeps escapes and emoji sequences whole and ends in an ellipsis."""
     text = "\n\n".join(b.text for b in message.blocks if b.text)
-    if len(text) > MAX_CONTENT:
-        text = text[: MAX_CONTENT - 1].rstrip("\\") + "…"
+    over = len(text) - text.count(VALUE_START) - text.count(VALUE_END) - MAX_CONTENT
+    cap = _cap([len(m.group(1)) for m in _VALUE.finditer(text)], over) if over > 0 else None
+    if cap is not None:
+        text = _VALUE.sub(
+            lambda m: m.group(1) if len(m.group(1)) <= cap + 1 else fit(m.group(1), cap) + "…", text
+        )
+    text = text.replace(VALUE_START, "").replace(VALUE_END, "")
+    if len(text) > MAX_CONTENT:  # no value people wrote was long enough to take the cut
+        text = fit(text, MAX_CONTENT - 1) + "…"
     buttons = message.buttons[: MAX_ROWS * MAX_ROW_BUTTONS]
     return Chunk(text, tuple(_rows(buttons)))
+
+
+def _cap(lengths: list[int], over: int) -> int | None:
+    """The length values longer than it are cut to (each cut one gains an ellipsis) so that they lose
+    at least ``over`` characters together, or None when cutting them all is not enough."""
+
+    def saved(cap: int) -> int:
+        return sum(n - cap - 1 for n in lengths if n > cap + 1)
+
+    if not lengths or saved(0) < over:
+        return None
+    low, high = 0, max(lengths)  # saved(low) >= over > saved(high) == 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if saved(mid) >= over else (low, mid)
+    return low
 
 
 def view_for(rows: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:

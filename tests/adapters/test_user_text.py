@@ -68,6 +68,38 @@ def test_an_idea_cannot_look_like_the_bots_own_label(idea: str) -> None:
         assert discord_reading(body["content"])[1] == "****"  # only the label's bold markers are live
 
 
+# Ideas up to the default limit of 1,000 characters, many of them nearly all characters that need an
+# escape on Discord (twice as long once escaped), with emoji sequences a cut must not split.
+_ESCAPED = [*"*_~`|<>[]()#@:-+\\", "👨‍👩‍👧", "❤️", "1. ", "\n- "]
+long_idea = st.one_of(
+    st.lists(st.sampled_from([*FRAGMENTS, *_ESCAPED]), max_size=300),
+    st.lists(st.sampled_from(_ESCAPED), min_size=1, max_size=20).map(lambda parts: parts * 1000),
+).map(lambda parts: "".join(parts)[:1000])
+
+
+def deck_card(idea: str) -> render.Chunk:
+    """A deck card as the Discord adapter builds it: a notice over the idea, the earlier vote shown."""
+    notice = Part(PromptKey.DECK_NOTICE, {"kind": "changed", "label": 7})
+    shown = Part(PromptKey.DECK_CARD, {"label": 7, "text": idea, "voted": 3, "total": 9, "current": "agree"})
+    return render.card(Prompts().render_message(Message((notice, shown)), render.card_escape))
+
+
+@settings(max_examples=100, deadline=None)
+@given(long_idea)
+def test_a_deck_card_fits_one_discord_message_and_only_the_idea_is_shortened(idea: str) -> None:
+    """A deck card is one Discord message (the click's answer replaces it), and an idea whose every
+    character needs an escape is twice as long once escaped: the idea is cut, the bot's lines stay."""
+    card = deck_card(idea)
+    assert len(card.content) <= render.MAX_CONTENT
+    assert discord_problems({"content": card.content, "allowed_mentions": {"parse": []}}) == []
+    shown, live, _shadow = discord_reading(card.content)
+    assert live == discord_reading(deck_card("x").content)[1]  # the bot's markup, and nothing else
+    assert shown.startswith("✓ Your vote on Idea 7 is changed.\n\n**Idea 7** · 3 of 9 voted")
+    assert shown.endswith("Your vote: **Agree**. Change it here, or move on.")
+    assert "\ufdd0" not in card.content
+    assert "\ufdd1" not in card.content
+
+
 def test_every_masked_link_is_escaped_on_discord() -> None:
     idea = "See [the council plan](https://council.example) and [sign here](https://evil.example/phish) today"
     for value in (idea, canonical_text(idea)):
