@@ -21,6 +21,7 @@ from adapters.discord import render
 from adapters.discord.port import _send_kwargs
 from adapters.slack.port import escape as slack_escape
 from adapters.slack.port import render_messages
+from bot.domain.release import preview
 from bot.messages import Message, Part
 from bot.prompts import PromptKey, Prompts
 from bot.sanitize import strip_invisible
@@ -157,27 +158,56 @@ def hostile_inputs(count: int, seed: int = 9) -> Iterator[str]:
 # --- every template slot a person's text can reach ----------------------------------------------
 
 ERROR_CODES = sorted(p.stem for p in (ROOT / "prompts" / "en" / "errors").glob("*.j2") if p.stem != "error")
-# Where a person's text (or a profile name) lands. The rest is the bot's own: numbers, a join code
-# (shown inside a code span), phases, sector and field names (read through labels.yaml).
-_ITEM_STRINGS = ("label", "text", "title", "metric", "unit", "owner", "outcome")
-_ITEM_STRINGS += ("baseline", "target", "deadline", "review_date", "due")
-_STRINGS = ("title", "purpose", "deadline", "owner", "goal_title", "outcome", "metric")
-_STRINGS += ("unit", "baseline", "target", "due", "review_date", "text", "label", "unknown", "round")
+# Where a person's text (or a profile name) lands: ideas, titles and purposes, goal and action fields,
+# names, notes, echoes. The rest is the bot's own: numbers, a join code (shown inside a code span),
+# phases, statuses, decisions, sector and field names (read through labels.yaml), dates it formats.
+_ITEM_STRINGS = ("label", "text", "title", "metric", "unit", "owner", "outcome", "goal_title")
+_ITEM_STRINGS += ("baseline", "target", "current", "deadline", "review_date", "due")
+_STRINGS = ("title", "purpose", "deadline", "owner", "goal_title", "outcome", "metric", "unit")
+_STRINGS += ("baseline", "target", "current", "value", "due", "review_date", "text", "label")
+_STRINGS += ("unknown", "round", "sponsor", "resources", "data_source", "note", "decision_note")
+_STRINGS += ("zone", "decided_on", "since", "today")
 _BOTS = {"code": "ABCD2345", "phase": "vote", "participants": 3, "per_participant": 3, "count": 2}
 _BOTS |= {"limit": 3, "max": 1000, "rank": 1, "agree": 1, "disagree": 0, "pass": 0, "score": 50}
 _BOTS |= {"number": 1, "goal": 1, "mine": 1, "idea": 2, "pilot": True, "joined": True, "convener": True}
 _BOTS |= {"common_ground": True, "divisive": False, "urgency": 3.0, "impact": None}
-_BOTS |= {"by_sector": [{"name": "business", "agree": 80}]}
+_BOTS |= {"by_sector": [{"name": "business", "agree": 80}], "sectors_hidden": True, "sector_k": 5}
 _BOTS |= {"fields": {"title": "required", "text": "too_long"}}
-# A code's own parameters, where a template reads one of the names above as something else.
+_BOTS |= {"subcommands": [{"name": "link", "arg": "code", "required": True}]}
+# the voting deck, continuous rounds, merged duplicates
+_BOTS |= {"voted": 3, "total": 9, "kind": "recorded", "batch": True, "merged": True, "batch_min": 5}
+_BOTS |= {"continuous": {"batch_min": 5, "min_participants": 8}}
+# follow-up: statuses, reminders, progress, pilots, Delphi estimates; retention
+_PROGRESS = {"percent": 40, "filled": 4, "width": 10, "met": True}
+_BOTS |= {"status": "on_track", "decision": "scale", "which": "all", "days": 3, "to_owner": False}
+_BOTS |= {"noted": True, "on": True, "hour": 9, "week": 2, "over": True, "progress": _PROGRESS}
+_BOTS |= {"counts": {"done": 1, "open": 1, "overdue": 1}, "followup": {"every": 7}}
+_BOTS |= {"stage": 2, "k": 5, "closed": True, "fixed": 12.5, "median": 11.0, "idle_days": 60}
+_BOTS |= {
+    "first": {"median": 10, "q1": 8, "q3": 12, "n": 5},
+    "now": {"median": 11, "q1": 9, "q3": 12, "n": 10},
+}
+# A template's or a code's own parameters, where it reads one of the names above as something else.
+_FOR_TEMPLATE: dict[str, dict[str, Any]] = {
+    "vote/deck_card": {"current": "agree"},  # the person's earlier vote, a button's label key
+    "followup/reminder": {"kind": "due_soon"},
+    "actions/open": {"goals": 2},  # counts, where other templates list goals and ideas
+    "help/status": {"ideas": 4, "goals": 2, "actions": 3},
+}
 _FOR_CODE = {"bad_transition": {"target": "goals"}}
 
 
 def params(value: str) -> dict[str, Any]:
     """Every parameter a template reads; each that can hold a person's text (nested ones too) set to
-    ``value``."""
-    item = dict.fromkeys(_ITEM_STRINGS, value) | {"score": 50, "number": 1, "goal": 1, "pilot": True}
+    ``value``, as the core hands them over (an idea in a compact list as its `preview`)."""
+    item = dict.fromkeys(_ITEM_STRINGS, value) | {k: _BOTS[k] for k in ("score", "number", "goal", "pilot")}
+    item |= {k: _BOTS[k] for k in ("rank", "agree", "disagree", "pass", "common_ground", "divisive")}
+    item |= {k: _BOTS[k] for k in ("urgency", "impact", "by_sector", "sectors_hidden", "sector_k")}
+    item |= {"preview": preview(value), "progress": _PROGRESS, "status": "done", "overdue": True}
+    item |= {"decision": "continue"}
     nested = {"ideas": [item], "goals": [item], "actions": [item], "kept": {"title": value, "text": value}}
+    nested |= {"rounds": [{"title": value, "actions": [item]}], "pilots": [item]}
+    nested |= {"done": [item], "open": [item], "overdue": [item]}
     return dict.fromkeys(_STRINGS, value) | _BOTS | nested
 
 
@@ -185,7 +215,11 @@ def messages(value: str, only: frozenset[str] | None = None) -> list[tuple[str, 
     """One message per template (and per error code), every slot holding ``value``; ``only`` names
     the templates to keep."""
     p = params(value)
-    out = [(key.value, Message((Part(key.value, p),))) for key in PromptKey if key != PromptKey.ERROR]
+    out = [
+        (key.value, Message((Part(key.value, p | _FOR_TEMPLATE.get(key.value, {})),)))
+        for key in PromptKey
+        if key != PromptKey.ERROR
+    ]
     out += [
         (
             f"errors/{code}",
@@ -196,13 +230,17 @@ def messages(value: str, only: frozenset[str] | None = None) -> list[tuple[str, 
     return [(name, m) for name, m in out if only is None or name in only]
 
 
-# Where people's text lands, one template each: ideas (public release, results, summary), a goal, an
-# action's owner (a display name), a round's title and purpose (card, charter), echoes of what was
-# typed (invalid form, unknown subcommand) and a name in an error.
+# Where people's text lands, one template of each kind: ideas (a released idea, the compact release
+# and results lists, the deck card, the summary), a goal, an action's owner (a display name), a round's
+# title and purpose (card, charter), echoes of what was typed (invalid form, unknown subcommand, a
+# time zone), a name in an error, and follow-up (a reminder, the progress post, the recap, a Delphi
+# estimate's card, the list of actions).
 SLOTS = frozenset(
     {
         "vote/release_idea",
-        "goals/results_idea",
+        "vote/release_list",
+        "vote/deck_card",
+        "goals/results_list",
         "close/summary",
         "goals/card",
         "actions/card",
@@ -211,6 +249,12 @@ SLOTS = frozenset(
         "errors/invalid_form",
         "help/help",
         "errors/action_taken_already",
+        "errors/unknown_timezone",
+        "followup/reminder",
+        "followup/progress",
+        "followup/recap",
+        "delphi/card",
+        "actions/list",
     }
 )
 
@@ -227,16 +271,21 @@ class Posted:
 
     slack: list[tuple[str, list[dict[str, Any]]]]  # (fallback text, blocks) per Slack message
     discord: list[dict[str, Any]]  # the JSON body of each Discord message
+    discord_card: dict[str, Any]  # the JSON body of the same as a private card of the voting deck
 
 
 _PROMPTS = Prompts()
 
 
 def posted(message: Message) -> Posted:
-    """``message`` through both ports' real escape and payload builders."""
+    """``message`` through both ports' real escape and payload builders: as posted (or edited, sent
+    privately or directly, which build the same payloads) and, on Discord, as a private card of the
+    voting deck, which the adapter builds apart (one message, answered through the click). A Slack
+    card is the first message `render_messages` builds (`SlackChatPort.respond`)."""
     slack = render_messages(_PROMPTS.render_message(message, slack_escape))
+    rendered = _PROMPTS.render_message(message, render.escape)
     bodies = []
-    for chunk in render.chunk(_PROMPTS.render_message(message, render.escape)):
+    for chunk in render.chunk(rendered):
         kw = _send_kwargs(chunk, None)
         body: dict[str, Any] = {
             "content": chunk.content,
@@ -245,7 +294,9 @@ def posted(message: Message) -> Posted:
         if kw.get("suppress_embeds"):
             body["flags"] = 1 << 2
         bodies.append(body)
-    return Posted(slack, bodies)
+    card = render.card(_PROMPTS.render_message(message, render.card_escape))
+    card_body = {"content": card.content, "allowed_mentions": render.NO_MENTIONS.to_dict()}
+    return Posted(slack, bodies, card_body)
 
 
 # --- the judge ----------------------------------------------------------------------------------
@@ -308,6 +359,8 @@ def problems(
             found, more_live = _discord_judged(body)
             out += [(name, kind, detail) for kind, detail in found]
             live += more_live
+        found, card_live = _discord_judged(got.discord_card, ("users",))  # an interaction's default
+        out += [(name, kind, f"{detail} (deck card)") for kind, detail in found]
         if not compare:
             continue
         ref = posted(calm[name])
@@ -315,6 +368,10 @@ def problems(
             out.append((name, "markup", "slack: styles differ from the benign text's"))
         if live != "".join(discord_reading(body["content"])[1] for body in ref.discord):
             out.append((name, "markup", "discord: live markup differs from the benign text's"))
+        if card_live != discord_reading(ref.discord_card["content"])[1]:
+            out.append(
+                (name, "markup", "discord: live markup on the deck card differs from the benign text's")
+            )
     return out
 
 

@@ -44,6 +44,22 @@ def test_no_template_lets_user_text_become_live_on_either_platform(value: str, t
     assert problems(value, frozenset({template})) == []
 
 
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_every_template_with_every_fragment_in_every_slot(template: str) -> None:
+    """Each template (one added later too: a slot `params` does not fill fails here) with the whole
+    injection matrix at once in every slot where people's text lands."""
+    assert problems("\n".join(FRAGMENTS), frozenset({template})) == []
+
+
+@pytest.mark.parametrize("template", sorted(SLOTS))
+def test_the_slots_show_what_people_typed(template: str) -> None:
+    """Not vacuous: the templates the slow test and the benchmark fill do show the value."""
+    [(_name, message)] = messages("zqzq", frozenset({template}))
+    got = posted(message)
+    assert "zqzq" in "".join(slack_reading(blocks)[0] for _t, blocks in got.slack)
+    assert "zqzq" in "".join(discord_reading(body["content"])[0] for body in got.discord)
+
+
 @settings(max_examples=200, deadline=None)
 @given(hostile)
 def test_user_text_reads_as_typed_on_both_platforms(value: str) -> None:
@@ -110,30 +126,38 @@ def test_every_masked_link_is_escaped_on_discord() -> None:
         )
 
 
-HOSTILE_ROUND = {
-    "title": "[council form](https://council.example) [official survey](https://evil.example/phish)",
-    "purpose": "**Official** <!channel> @everyone <@&555> \u202eevil\n> quoted",
-}
+HOSTILE_FIELD = (
+    "[council form](https://council.example) [official survey](https://evil.example/phish) "
+    "**Official** <!channel> @everyone <@&555> \u202eevil\n> quoted"
+)
+# Forms whose intro the core renders whole, with a round's title and purpose, a goal's metric or an
+# action's title in it (the Join modal's charter, check-ins, pilot reviews, progress, Delphi estimates).
+INTROS = [key for key in PromptKey if key.value.endswith("intro") or key == PromptKey.CHARTER]
 
 
-def test_form_intros_holding_a_round_title_are_inert_on_both_platforms() -> None:
-    """The Join modal shows the round's title and purpose (the core renders them into the intro)."""
+@pytest.mark.parametrize("key", INTROS, ids=[k.value for k in INTROS])
+def test_form_intros_holding_peoples_text_are_inert_on_both_platforms(key: PromptKey) -> None:
     prompts = Prompts()
-    for values in (HOSTILE_ROUND, {k: canonical_text(v) for k, v in HOSTILE_ROUND.items()}):
-        intro = prompts.render(PromptKey.CHARTER, values)
+    [(_name, probe)] = messages("zqzq", frozenset({key.value}))
+    shows_text = "zqzq" in prompts.render(key, probe.parts[0].params)
+    for value in (HOSTILE_FIELD, canonical_text(HOSTILE_FIELD)):
+        [(_name, message)] = messages(value, frozenset({key.value}))
+        intro = prompts.render(key, message.parts[0].params)  # as the core renders it: whole
         form = Form("cv:r:form:join", "Join", "Join", intro, (FormField("sector", "Sector", "select"),))
         view = form_view(form, "C1", prompts.label)
         assert slack_problems("", view["blocks"]) == []
-        assert "official survey" in slack_reading(view["blocks"])[0]
+        assert not shows_text or "official survey" in slack_reading(view["blocks"])[0]
         [page] = render.form_pages(form)
         modal = render.FormModal(form.title, form.form_id, page, {}).to_dict()
         [display] = [c["content"] for c in modal["components"] if c["type"] == 10]
         assert discord_problems({"content": display, "allowed_mentions": {"parse": []}}) == []
-        assert "official survey" in discord_reading(display)[0]
+        assert not shows_text or "official survey" in discord_reading(display)[0]
         # The page that continues a long form shows the same intro, made the same way.
         assert (
             discord_problems({"content": render.intro_text(intro), "allowed_mentions": {"parse": []}}) == []
         )
+    if key == PromptKey.CHARTER:
+        assert shows_text  # not vacuous: the Join modal shows the round's title and purpose
 
 
 # --- the judge can fail: what the renderers did before --------------------------------------------
