@@ -13,9 +13,10 @@ both markup dialects, emoji codes, random troublesome code points):
 2. **core**: whole rounds played through the core (forms, validation and canonical text, the outbox,
    the relay) by people on a "slack" and a "discord" channel whose ports use the real escape and
    payload builders and judge every payload they are handed: public posts and edits, private replies,
-   direct messages, and the forms' intros as each platform shows them (modal blocks, modal text
-   display). Inputs are used as round titles and purposes, ideas, typed subcommands, goal and action
-   fields (also in forms refused with an echo of what was typed), and people's display names.
+   direct messages, the voting deck's cards (one person on each platform votes on every idea), and
+   the forms' intros as each platform shows them (modal blocks, modal text display). Inputs are used
+   as round titles and purposes, ideas, typed subcommands, goal and action fields (also in forms
+   refused with an echo of what was typed), and people's display names.
 
 Neither run talks to Slack or Discord: what a person sees is judged by the platforms' rules as
 modelled in tests/platform_fakes/markup.py (end-to-end runs through the adapters and the fake servers
@@ -159,6 +160,20 @@ class JudgingPort(ConsolePort):
         self.judge(message, "private")
         return await super().send_direct(workspace_id, user_id, message)
 
+    def show_card(self, to: ConversationRef, user_id: str, message: Rendered, *, replace: bool) -> None:
+        """A deck card, as each adapter answers a click: on Slack the response_url's message (the
+        first one built, in place of the card clicked), on Discord one message. (The Discord adapter
+        marks values so that an over-long card shortens only them; tests/adapters/test_user_text.py
+        checks that path. Here the card is judged as rendered with the port's escape.)"""
+        if self.platform == Platform.SLACK:
+            pieces = render_messages(message)
+            for text, blocks in pieces[:1] if replace else pieces:
+                self.count("card", slack_problems(text, blocks))
+        else:
+            body = {"content": render.card(message).content, "allowed_mentions": {"parse": []}}
+            self.count("card", discord_problems(body, ("users",)))
+        super().show_card(to, user_id, message, replace=replace)
+
 
 @dataclass
 class Named(Person):
@@ -230,6 +245,7 @@ async def core_run(inputs: list[str], folder: Path) -> None:
             for i in range(4):
                 p = Named(f"r{rounds}p{i}", ("slack", "discord")[i % 2], shown_as=take())
                 d.people[p.name] = p
+                judging[p.platform].user_names[f"U-{p.name}"] = p.name.capitalize()  # as d.person does
                 people.append(p)
                 f = await form(p, "join")
                 if f is not None:
@@ -241,6 +257,11 @@ async def core_run(inputs: list[str], folder: Path) -> None:
                     if f is not None:
                         await d.submit(p, f, {"text": take()})
             await d.command(maya, "next")
+            for voter in people[:2]:  # one on each platform: every idea on a deck card
+                card = await d.open_deck(voter)
+                while d.idea_on(card) is not None and card is not None:
+                    await d.press(voter, next(b for b in card.buttons if b.label == "Agree"))
+                    card = d.card(voter)
             await d.command(maya, "next")
             f = await form(maya, "goal 1")
             if f is None:  # no idea was valid: the round could not reach goals
