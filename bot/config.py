@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.domain.phases import Phase
 
@@ -177,9 +187,42 @@ class HttpListen(_Model):
     path: str = "/slack/events"
 
 
+def _id_text(value: Any) -> Any:
+    """A platform id as YAML gives it, a whole number or a string, kept as text: YAML reads a
+    snowflake as an exact Python int, but a float (or true/false) has already lost what it was."""
+    if isinstance(value, bool | float):
+        raise ValueError("write the id as a whole number or in quotes")
+    if isinstance(value, int):
+        return str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+def _id_shape(pattern: str, what: str) -> AfterValidator:
+    shape = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not shape.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+SlackId = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    _id_shape(r"[A-Z0-9]{1,32}", "a Slack id (capital letters and digits, like U0123ABCD or S0123ABCD)"),
+]
+DiscordId = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    _id_shape(r"[0-9]{1,20}", "a Discord id (digits only, like 123456789012345678)"),
+]
+
+
 class SlackConveners(_Model):
-    user_ids: list[str] = Field(default_factory=list)
-    usergroup_ids: list[str] = Field(default_factory=list)
+    user_ids: list[SlackId] = Field(default_factory=list)
+    usergroup_ids: list[SlackId] = Field(default_factory=list)
 
 
 class SlackConfig(_Model):
@@ -194,24 +237,18 @@ class SlackConfig(_Model):
 
 
 class DiscordConveners(_Model):
-    user_ids: list[str] = Field(default_factory=list)
-    role_ids: list[str] = Field(default_factory=list)
+    user_ids: list[DiscordId] = Field(default_factory=list)
+    role_ids: list[DiscordId] = Field(default_factory=list)
 
 
 class DiscordConfig(_Model):
     enabled: bool = False
     token_env: str = "DISCORD_TOKEN"
-    guild_ids: list[str] = Field(default_factory=list)
+    guild_ids: list[DiscordId] = Field(default_factory=list)
     conveners: DiscordConveners = DiscordConveners()
     api_base_url: str | None = None
     gateway_url: str | None = None
     shard_count: int | None = Field(default=None, ge=1)
-
-    @field_validator("guild_ids", mode="before")
-    @classmethod
-    def _ids_as_text(cls, value: Any) -> Any:
-        # YAML turns snowflakes into ints; keep them as text so nothing loses precision.
-        return [str(v) for v in value] if isinstance(value, list) else value
 
 
 class RetentionConfig(_Model):

@@ -42,7 +42,9 @@ class ChatPort(Protocol):
     platform: Platform
 
     def escape(self, text: str) -> str:
-        """Make user text inert in this platform's markup (no mentions, no links, no formatting)."""
+        """Make user text inert in this platform's markup (no mentions, no links, no formatting, no
+        hidden characters). The result only ever comes back to this port, inside a `Rendered`, so it
+        may carry marks that the port's own rendering reads (Slack does)."""
         ...
 
     async def post(self, to: ConversationRef, message: Rendered, *, key: str | None = None) -> str:

@@ -117,7 +117,11 @@ class Prompts:
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one environment per escape function, for the process
     def _env(self, escape: Escape) -> jinja2.Environment:
         def finalize(value: Any) -> Any:
-            return escape(value) if isinstance(value, str) else value
+            # Numbers are the template's own; anything else may carry a person's text, even inside
+            # a list or a mapping rendered whole.
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return value
+            return escape(str(value))
 
         env = jinja2.Environment(
             loader=self._loader,

@@ -34,6 +34,7 @@ from bot.ids import ComponentId
 from bot.messages import Button, Card
 from bot.prompts import PromptKey, Prompts
 from bot.refs import ConversationRef, Platform, UserRef
+from bot.sanitize import display_name
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.handlers import build_registry
 from bot.service.registry import Arg, Registry
@@ -246,7 +247,7 @@ class ConveneClient(discord.Client):
         workspace = str(interaction.guild_id) if interaction.guild_id else "@me"
         user = interaction.user
         return Context(
-            actor=UserRef(Platform.DISCORD, workspace, str(user.id), user.display_name),
+            actor=UserRef(Platform.DISCORD, workspace, str(user.id), display_name(user.display_name)),
             where=ConversationRef(Platform.DISCORD, workspace, str(interaction.channel_id or 0)),
             reply_handle=reply_handle(interaction.application_id, interaction.token),
             request_id=f"discord:{interaction.id}",
@@ -397,7 +398,7 @@ class ConveneClient(discord.Client):
             if answer is not None:
                 await self._core().refuse(self.context(interaction), DomainError("unknown_button"))
             return
-        part = render.card(self.prompts.render_message(answer.message, render.escape))
+        part = render.card(self.prompts.render_message(answer.message, render.card_escape))
         view = render.view_for(part.rows)
         if interaction.response.is_done():
             await interaction.edit_original_response(
@@ -500,7 +501,7 @@ class ConveneClient(discord.Client):
                 view = render.view_for(((button,),))
                 assert view is not None
                 await interaction.response.send_message(
-                    draft.form.intro[: render.MAX_CONTENT] or draft.form.title,
+                    render.fit(render.intro_text(draft.form.intro), render.MAX_CONTENT) or draft.form.title,
                     view=view,
                     ephemeral=True,
                     allowed_mentions=render.NO_MENTIONS,

@@ -1,6 +1,6 @@
 """Pure conversions between the core's neutral output and Discord's limits (no network here).
 
-* :func:`escape` makes user text inert: no mention can fire, no markdown or masked link works.
+* :func:`escape` makes user text inert: no mention can fire, no markdown or link works.
 * :func:`chunk` splits a :class:`~bot.messages.Rendered` into messages of at most 2,000
   characters and five rows of five buttons, keeping each block's buttons with its text.
 * :func:`form_pages` splits a :class:`~bot.forms.Form` into modals of at most five components.
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import discord
-from discord.utils import escape_markdown, escape_mentions
 
 from adapters.faults import fault
 from bot.forms import Form, FormField
 from bot.messages import Button, Rendered
+from bot.sanitize import strip_invisible
 
 log = logging.getLogger("convene.discord")
 
@@ -33,12 +33,8 @@ MAX_DESCRIPTION = 100
 MAX_TEXT_INPUT = 4000
 MAX_TEXT_DISPLAY = 4000
 MAX_SELECT_OPTIONS = 25
-ZWSP = "\u200b"
 
 NO_MENTIONS = discord.AllowedMentions.none()
-
-# Mention-like syntax escape_mentions leaves alone (it only handles 17-20 digit ids).
-_MENTION_SYNTAX = re.compile(r"<([@#])")
 
 _STYLES = {
     "primary": discord.ButtonStyle.primary,
@@ -46,13 +42,48 @@ _STYLES = {
     "default": discord.ButtonStyle.secondary,
 }
 
+# Every ASCII character that can start Discord markup: emphasis, spoilers, code, quotes, headings,
+# subtext, lists, masked links, <…> mentions, emoji, timestamps and commands, @everyone, and the
+# "scheme:" of a link. Discord shows a backslash-escaped punctuation character literally, without
+# the backslash.
+_SPECIAL = re.compile(r"([\\*_~`|<>\[\]()#@:+\-])")
+_ORDERED_LIST = re.compile(r"^(\s*\d+)\.", re.M)
+_NO_CUT_BEFORE = re.compile("[\u200c\u200d\ufe0e\ufe0f\u20e3\U0001f3fb-\U0001f3ff]")
+
 
 def escape(text: str) -> str:
-    """User text made inert in Discord markup. ``@everyone``/``@here``, ``<@id>``, ``<@&role>``
-    and ``<#channel>`` get a zero-width space; markdown (bold, headings, masked links) is escaped.
+    """User text made inert in Discord markup: every character that could start markdown, a masked
+    or bare link, a mention or a ping is backslash-escaped, all of them, wherever they are, so
+    the text reads exactly as typed. Hidden characters go, whether or not the value was canonical,
+    and no zero-width character is added (it would hide in the text);
     ``AllowedMentions.none()`` on every send is the second, independent layer."""
-    text = escape_markdown(escape_mentions(text))
-    return _MENTION_SYNTAX.sub(lambda m: f"<{m.group(1)}{ZWSP}", text)
+    return _ORDERED_LIST.sub(r"\1\\.", _SPECIAL.sub(r"\\\1", strip_invisible(text)))
+
+
+def intro_text(intro: str) -> str:
+    """A form intro the core rendered whole (it may hold a round's title and purpose): every
+    character literal, the neutral bold markers dropped."""
+    return escape(intro.replace("**", ""))
+
+
+def _safe_cut(text: str, cut: int) -> int:
+    """``cut``, moved back so that no escape loses its backslash and no emoji sequence is split."""
+    low = cut // 2
+    while cut > low and (_NO_CUT_BEFORE.match(text, cut) or _odd_backslashes(text, cut)):
+        cut -= 1
+    return cut
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters without breaking an escape or an emoji sequence."""
+    return text if len(text) <= limit else text[: _safe_cut(text, limit)]
+
+
+def _odd_backslashes(text: str, end: int) -> bool:
+    n = 0
+    while end - n > 0 and text[end - n - 1] == "\\":
+        n += 1
+    return n % 2 == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +107,7 @@ def _split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
         if cut <= 0:
             cut = rest.rfind(" ", 0, limit + 1)
         if cut <= 0:
-            cut = limit
+            cut = _safe_cut(rest, limit)
         pieces.append(rest[:cut].rstrip())
         rest = rest[cut:].lstrip("\n ")
     if rest or not pieces:
@@ -116,14 +147,51 @@ def chunk(message: Rendered) -> list[Chunk]:
     return out or [Chunk("")]
 
 
+# A person's value on a deck card, marked by `card_escape` so that `card` can tell it from the bot's own
+# text (noncharacters: `strip_invisible` removes them from every value, so no one can type one).
+VALUE_START, VALUE_END = "\ufdd0", "\ufdd1"
+_VALUE = re.compile("\ufdd0([^\ufdd0\ufdd1]*)\ufdd1")
+
+
+def card_escape(text: str) -> str:
+    """`escape`, the value marked for `card` (render a deck card's message with it)."""
+    return VALUE_START + escape(text) + VALUE_END
+
+
 def card(message: Rendered) -> Chunk:
     """A private card (the voting deck) as one message: an interaction update replaces one message,
-    so the text is cut to 2,000 characters if it must be, and every button is kept."""
+    and every button is kept. A card over 2,000 characters (an idea's text doubles in length where
+    every character needs an escape) shortens the longest values people wrote (marked by
+    `card_escape`) to a common length, never the bot's own lines ("Idea 7", "Your vote: Agree") nor
+    its markup; each cut keeps escapes and emoji sequences whole and ends in an ellipsis."""
     text = "\n\n".join(b.text for b in message.blocks if b.text)
-    if len(text) > MAX_CONTENT:
-        text = text[: MAX_CONTENT - 1].rstrip("\\") + "…"
+    over = len(text) - text.count(VALUE_START) - text.count(VALUE_END) - MAX_CONTENT
+    cap = _cap([len(m.group(1)) for m in _VALUE.finditer(text)], over) if over > 0 else None
+    if cap is not None:
+        text = _VALUE.sub(
+            lambda m: m.group(1) if len(m.group(1)) <= cap + 1 else fit(m.group(1), cap) + "…", text
+        )
+    text = text.replace(VALUE_START, "").replace(VALUE_END, "")
+    if len(text) > MAX_CONTENT:  # no value people wrote was long enough to take the cut
+        text = fit(text, MAX_CONTENT - 1) + "…"
     buttons = message.buttons[: MAX_ROWS * MAX_ROW_BUTTONS]
     return Chunk(text, tuple(_rows(buttons)))
+
+
+def _cap(lengths: list[int], over: int) -> int | None:
+    """The length values longer than it are cut to (each cut one gains an ellipsis) so that they lose
+    at least ``over`` characters together, or None when cutting them all is not enough."""
+
+    def saved(cap: int) -> int:
+        return sum(n - cap - 1 for n in lengths if n > cap + 1)
+
+    if not lengths or saved(0) < over:
+        return None
+    low, high = 0, max(lengths)  # saved(low) >= over > saved(high) == 0
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if saved(mid) >= over else (low, mid)
+    return low
 
 
 def view_for(rows: tuple[tuple[Button, ...], ...]) -> discord.ui.View | None:
@@ -215,7 +283,7 @@ class FormModal(discord.ui.Modal):
     def __init__(self, title: str, custom_id: str, page: Page, initials: dict[str, str]) -> None:
         super().__init__(title=title[:MAX_MODAL_TITLE], custom_id=custom_id, timeout=None)
         if page.intro:
-            self.add_item(discord.ui.TextDisplay(page.intro[:MAX_TEXT_DISPLAY]))
+            self.add_item(discord.ui.TextDisplay(fit(intro_text(page.intro), MAX_TEXT_DISPLAY)))
         for f in page.fields:
             self.add_item(field_item(f, initials.get(f.name)))
 

@@ -43,11 +43,11 @@ from bot.messages import Block, Card, Rendered
 from bot.ports import DeliveryError
 from bot.prompts import PromptKey
 from bot.refs import ConversationRef, Platform, UserRef
-from bot.sanitize import one_line, storable
+from bot.sanitize import display_name, storable
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
 
-from .port import SlackChatPort, escape, plain, split_text, to_mrkdwn
+from .port import SlackChatPort, escape, literal_blocks, plain
 from .shape import PayloadShape, acked_in_socket_mode, malformed
 
 log = logging.getLogger("convene.slack")
@@ -265,8 +265,8 @@ def _element(f: FormField, label: Callable[[str, str], str]) -> dict[str, Any]:
 
 def form_view(form: Form, channel_id: str, label: Callable[[str, str], str]) -> dict[str, Any]:
     """A neutral form as a Slack modal. ``callback_id`` is the form id; ``private_metadata``
-    carries the channel so the submission knows its conversation. The intro is escaped whole
-    (it may hold a round's title and purpose) and shown as mrkdwn sections."""
+    carries the channel so the submission knows its conversation. The intro may hold a round's
+    title and purpose, which the core rendered into it: it is shown whole as literal rich text."""
     inputs = [
         {
             "type": "input",
@@ -278,10 +278,7 @@ def form_view(form: Form, channel_id: str, label: Callable[[str, str], str]) -> 
         for f in form.fields
     ]
     room = MAX_MODAL_BLOCKS - len(inputs)
-    intro = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": piece}}
-        for piece in (split_text(to_mrkdwn(escape(form.intro))) if form.intro.strip() else [])
-    ][:room]
+    intro = literal_blocks(form.intro)[:room]
     return {
         "type": "modal",
         "callback_id": form.form_id,
@@ -411,7 +408,7 @@ class SlackHandlers:
         channel = _str(channel_id)
         name = user_name if isinstance(user_name, str) else ""
         return Context(
-            actor=UserRef(Platform.SLACK, team, user, one_line(name)[:80]),  # stored on actions taken
+            actor=UserRef(Platform.SLACK, team, user, display_name(name)),  # stored on actions taken
             where=ConversationRef(Platform.SLACK, team, channel),
             # Slash commands and clicks carry a response_url for private replies; modals and events do not.
             reply_handle=_response_url(body),

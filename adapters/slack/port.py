@@ -2,12 +2,14 @@
 
 Rendering rules (Block Kit limits, see the design notes, platform-testing.md §5):
 
-* each neutral `Block` becomes ``section`` blocks (mrkdwn, ``**x**`` -> ``*x*``) of at most 3,000
-  characters, split on line breaks where possible, followed by ``actions`` blocks of at most 25
-  buttons (``action_id`` = the neutral id, ``value`` = the same id, at most 2,000 characters);
+* each neutral `Block` becomes ``rich_text`` blocks (the template's ``**x**`` and backticks as bold
+  and code styles) of at most 3,000 characters, split on line breaks where possible, followed by
+  ``actions`` blocks of at most 25 buttons (``action_id`` = the neutral id, ``value`` = the same id,
+  at most 2,000 characters);
 * more than 50 blocks are posted as several messages; `post` returns the first message's ``ts``
   and `edit` rewrites that first message only (cards are always small);
-* every message carries a plain fallback ``text`` and ``unfurl_links/unfurl_media=False``.
+* every message carries a plain fallback ``text`` (``&``, ``<``, ``>`` as entities) and
+  ``unfurl_links/unfurl_media=False``.
 
 Images (``Rendered.image``, a PNG; today the consensus chart at vote close), in `post` and
 `send_direct`, with Slack's current upload flow (what slack_sdk's ``files_upload_v2`` does, spelled
@@ -35,8 +37,11 @@ message only; the shared picture stays as it was (Slack cannot swap a shared fil
 changed chart has to be posted anew. Ephemeral replies (`post_private`) cannot carry uploaded files:
 their image is left out and the text, which describes it, is shown alone.
 
-User values arrive already passed through `escape`, which makes ``&``, ``<`` and ``>`` inert, so
-``<!channel>``, ``<@U…>``, ``<!subteam^…>`` and ``<https://…|…>`` show as text and trigger nothing.
+User text never goes through mrkdwn. User values arrive marked by `escape` and become rich-text
+``text`` elements of their own, which Slack shows literally: ``*Idea 9*``, ``> quote``,
+``<!channel>``, ``<@U…>``, ``<!subteam^…>``, ``<https://…|…>`` and ``:shortcode:`` read as typed and
+trigger nothing, and nothing a person types can take the bold of the bot's own labels (Slack
+mrkdwn has no backslash escape, and a zero-width character would hide in the text).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -59,6 +65,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from bot.messages import Attachment, Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
+from bot.sanitize import strip_invisible
 
 log = logging.getLogger("convene.slack.port")
 
@@ -110,8 +117,6 @@ PERMANENT_ERRORS = frozenset(
 # typed in channels the app was never added to, or in someone else's DM).
 _EPHEMERAL_FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found", "user_not_in_channel"})
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
-
 
 class BoundedRateLimitRetryHandler(AsyncRateLimitErrorRetryHandler):
     """Retries a 429 after its Retry-After, but only for short waits (see MAX_INLINE_RETRY_WAIT)."""
@@ -159,42 +164,127 @@ def make_client(
 
 # --- rendering ----------------------------------------------------------------------------------
 
+# `escape` wraps each user value in two noncharacters (removed from the value itself, and never in
+# canonical text) so that rendering can tell the template's own markup from what people typed.
+USER_START, USER_END = "\ufdd0", "\ufdd1"
+_NEUTRAL = re.compile("(\ufdd0|\ufdd1|\\*\\*|`)")
+_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_NO_CUT_BEFORE = re.compile("[\u200c\u200d\ufe0e\ufe0f\u20e3\U0001f3fb-\U0001f3ff]")
+
 
 def escape(text: str) -> str:
-    """Slack's three control characters; what is left cannot mention, link or format a control."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """User text, marked to stay literal: `runs` gives it its own rich-text elements, in which Slack
+    parses nothing (no mrkdwn, mention, link, emoji code or quote), so it can never look like the
+    bot's own bold labels. Hidden characters go, whether or not the value was canonical."""
+    return USER_START + strip_invisible(text) + USER_END  # which removes noncharacters too
 
 
-def to_mrkdwn(text: str) -> str:
-    """The neutral ``**bold**`` as Slack's ``*bold*``."""
-    return _BOLD.sub(r"*\1*", text)
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A piece of text in one style."""
+
+    text: str
+    bold: bool = False
+    code: bool = False
+
+
+def runs(text: str) -> list[Run]:
+    """Neutral markup as styled runs. Only the template's own ``**`` and backticks set bold and code;
+    a user value (between the marks `escape` adds) is literal and takes the style around it."""
+    out: list[Run] = []
+    bold = code = user = False
+    for piece in _NEUTRAL.split(text):
+        if piece in (USER_START, USER_END):
+            user = piece == USER_START
+        elif piece == "**" and not user:
+            bold = not bold
+        elif piece == "`" and not user:
+            code = not code
+        elif piece:
+            if out and (out[-1].bold, out[-1].code) == (bold, code):
+                out[-1] = Run(out[-1].text + piece, bold, code)
+            else:
+                out.append(Run(piece, bold, code))
+    return out
 
 
 def plain(text: str) -> str:
-    """The neutral markup without bold markers (plain_text objects, fallbacks)."""
-    return _BOLD.sub(r"\1", text)
+    """The neutral markup as plain text (plain_text objects, fallbacks), marks and markers removed."""
+    return "".join(r.text for r in runs(text))
 
 
-def split_text(text: str, limit: int = MAX_SECTION_TEXT) -> list[str]:
-    """Pieces of at most ``limit`` characters, cut at line breaks, else spaces, else hard; never
-    inside an ``&amp;``-style entity."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        window = rest[:limit]
+def entities(text: str) -> str:
+    """``&``, ``<`` and ``>`` as Slack's entities: in a mrkdwn field (the message fallback ``text``)
+    nothing then mentions or links."""
+    return text.translate(_ENTITIES)
+
+
+def _cuts(text: str, limit: int) -> list[tuple[int, int]]:
+    """Spans of at most ``limit`` characters, cut at line breaks, else spaces, else hard (never inside
+    an emoji sequence); the whitespace at a cut is dropped."""
+    spans: list[tuple[int, int]] = []
+    start, n = 0, len(text)
+    while n - start > limit:
+        window = text[start : start + limit]
         cut = window.rfind("\n")
         if cut < limit // 2:
             cut = window.rfind(" ")
         if cut < limit // 2:
             cut = limit
-            amp = window.rfind("&", limit - 6)
-            if amp != -1 and ";" not in window[amp:]:
-                cut = amp  # keep an entity whole
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip("\n ")
-    if rest or not pieces:
-        pieces.append(rest)
-    return [p for p in pieces if p] or [""]
+            while cut > limit // 2 and _NO_CUT_BEFORE.match(text, start + cut):
+                cut -= 1
+        end = start + cut
+        while end > start and text[end - 1] in " \n":
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+        start += cut
+        while start < n and text[start] in " \n":
+            start += 1
+    while n > start and text[n - 1] in " \n":
+        n -= 1
+    if n > start:
+        spans.append((start, n))
+    return spans
+
+
+def _slice(styled: list[Run], start: int, end: int) -> list[Run]:
+    out, at = [], 0
+    for r in styled:
+        low, high = max(start, at), min(end, at + len(r.text))
+        if low < high:
+            out.append(Run(r.text[low - at : high - at], r.bold, r.code))
+        at += len(r.text)
+    return out
+
+
+def _rich_text(styled: list[Run]) -> dict[str, Any]:
+    elements = []
+    for r in styled:
+        element: dict[str, Any] = {"type": "text", "text": r.text}
+        style = {k: True for k, on in (("bold", r.bold), ("code", r.code)) if on}
+        if style:
+            element["style"] = style
+        elements.append(element)
+    return {"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": elements}]}
+
+
+def text_blocks(styled: list[Run], limit: int = MAX_SECTION_TEXT) -> list[dict[str, Any]]:
+    """``rich_text`` blocks of at most ``limit`` characters each (the limit of a section's text)."""
+    whole = "".join(r.text for r in styled)
+    return [_rich_text(_slice(styled, a, b)) for a, b in _cuts(whole, limit)]
+
+
+def literal_blocks(text: str) -> list[dict[str, Any]]:
+    """Text whose user parts cannot be told apart (a form intro the core rendered whole): every
+    character literal, the neutral bold markers dropped."""
+    return text_blocks([Run(strip_invisible(text).replace("**", ""))])
+
+
+def block_text(block: dict[str, Any]) -> str:
+    """The plain text of a block built here (rich_text), for fallbacks."""
+    sections = block.get("elements", []) if block.get("type") == "rich_text" else []
+    return "".join(el.get("text", "") for s in sections for el in s.get("elements", []))
 
 
 def _button(b: Button) -> dict[str, Any]:
@@ -210,11 +300,8 @@ def _button(b: Button) -> dict[str, Any]:
 
 
 def block_kit(block: Block) -> list[dict[str, Any]]:
-    """One neutral block as Slack blocks (sections, then actions)."""
-    out: list[dict[str, Any]] = []
-    if block.text.strip():
-        for piece in split_text(to_mrkdwn(block.text)):
-            out.append({"type": "section", "text": {"type": "mrkdwn", "text": piece}})
+    """One neutral block as Slack blocks (rich text, then actions)."""
+    out = text_blocks(runs(block.text))
     buttons = [_button(b) for b in block.buttons]
     for i in range(0, len(buttons), MAX_ACTIONS_ELEMENTS):
         out.append({"type": "actions", "elements": buttons[i : i + MAX_ACTIONS_ELEMENTS]})
@@ -229,8 +316,7 @@ def render_messages(message: Rendered) -> list[tuple[str, list[dict[str, Any]]]]
     out = []
     for i in range(0, len(blocks), MAX_BLOCKS):
         chunk = blocks[i : i + MAX_BLOCKS]
-        texts = [b["text"]["text"] for b in chunk if b["type"] == "section"]
-        fallback = plain("\n\n".join(texts)).replace("*", "") if texts else " "
+        fallback = entities("\n\n".join(t for t in map(block_text, chunk) if t))
         out.append((fallback[:MAX_FALLBACK_TEXT] or " ", chunk))
     return out
 

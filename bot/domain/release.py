@@ -7,21 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from bot.domain.anonymity import Released, release_plan
+from bot.sanitize import comparison_key  # one meaning of "the same idea", at intake and release
 
 PREVIEW_CHARS = 64  # an idea's first words in a release list (the deck shows it whole)
-
-
-def comparison_key(text: str) -> str:
-    """Two ideas are the same idea when this is equal: compared ignoring case, spacing and
-    punctuation. (The contract of ``bot.sanitize.comparison_key``, which canonical text brings;
-    this one stands in for it until then.)"""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return "".join(ch for ch in folded if unicodedata.category(ch)[0] not in "PZC")
 
 
 def preview(text: str, limit: int = PREVIEW_CHARS) -> str:

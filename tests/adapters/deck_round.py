@@ -39,6 +39,7 @@ from bot.service.textcmd import run_text
 from tests.platform_fakes import discord_payloads as p
 from tests.platform_fakes.discord import FakeDiscord
 from tests.platform_fakes.discord_client import running_client
+from tests.platform_fakes.markup import slack_seen
 from tests.platform_fakes.slack import FakeSlackWebAPI, SlackClientSim, serve_aiohttp_app
 
 SLACK_CHANNEL = "C0DECK"
@@ -124,12 +125,7 @@ class Round:
         return {"slack": len(slack), "discord": len(discord)}
 
     def published(self) -> dict[str, Counter[tuple[int, str]]]:
-        slack_text = "\n".join(
-            b["text"]["text"]
-            for c in self.slack.calls("chat.postMessage")
-            for b in (c.blocks or [])
-            if b["type"] == "section"
-        )
+        slack_text = "\n".join(slack_seen(c.blocks).text for c in self.slack.calls("chat.postMessage"))
         cid = str(self.channel["id"])
         discord_text = "\n".join(
             m["content"] for m in self.discord.channel_messages(cid) if not m["flags"] & p.FLAG_EPHEMERAL
@@ -138,7 +134,7 @@ class Round:
         for platform, text in (("slack", slack_text), ("discord", discord_text)):
             tally: Counter[tuple[int, str]] = Counter()
             for line in text.splitlines():
-                if m := RESULT.search(line.replace("*", "")):
+                if m := RESULT.search(line.replace("*", "")):  # Discord's bold markers
                     idea, agree, disagree, passes = map(int, m.groups())
                     tally.update(
                         {(idea, "agree"): agree, (idea, "disagree"): disagree, (idea, "pass"): passes}
@@ -148,13 +144,11 @@ class Round:
 
     # voting through the adapters --------------------------------------------------------------
     async def slack_voter(self, user: str, rng: random.Random, fig: Figures) -> None:
-        deck = next(m for m in reversed(self.slack.messages(SLACK_CHANNEL)) if ":deck" in _json(m))
-        action = next(
-            el["action_id"]
-            for b in deck["blocks"]
-            if b["type"] == "actions"
-            for el in b["elements"]
-            if el["action_id"].endswith(":deck")
+        deck, action = next(
+            (m, action_id)
+            for m in reversed(self.slack.messages(SLACK_CHANNEL))
+            for _label, action_id in slack_seen(m.get("blocks")).buttons
+            if action_id.endswith(":deck")
         )
         before = {m["ts"] for m in self.slack.ephemerals(SLACK_CHANNEL, user)}
         inbound = self.slack.payloads.block_actions(
@@ -174,15 +168,10 @@ class Round:
 
         while True:
             now = card()
-            buttons = {
-                el["text"]["text"]: el["action_id"]
-                for b in now["blocks"]
-                if b["type"] == "actions"
-                for el in b["elements"]
-            }
-            votes = {k: v for k, v in buttons.items() if k in CHOICES}
+            seen = slack_seen(now.get("blocks"))
+            votes = {k: v for k, v in seen.action_ids.items() if k in CHOICES}
             if not votes:
-                fig.done["slack"] = fig.done.get("slack", 0) + ("voted on every idea" in _json(now))
+                fig.done["slack"] = fig.done.get("slack", 0) + ("voted on every idea" in seen.text)
                 return
             choice = rng.choice(CHOICES)
             idea = int(votes[choice].split(":")[3])

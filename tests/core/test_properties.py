@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from bot.domain.release import comparison_key
 from bot.persistence.db import make_engine
 from bot.persistence.tables import Base
+from bot.sanitize import comparison_key
 from tests.conftest import Harness, make_harness
 from tests.core import story
 

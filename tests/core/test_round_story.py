@@ -80,7 +80,7 @@ async def test_bad_input_gets_a_private_message_and_changes_nothing(harness: Har
     await h.driver.command(raj, "next")
     assert "Only a convener" in h.privates("raj")[-1]
     await h.driver.command(raj, "frobnicate")
-    assert "I don't know `frobnicate`" in h.privates("raj")[-1]
+    assert "I don't know “frobnicate”" in h.privates("raj")[-1]
     assert await h.scalar("select count(*) from ideas") == before
     assert await h.scalar("select phase from rounds") == "contribute"
     for n in range(3):

@@ -27,9 +27,11 @@ from bot.persistence.db import make_engine
 from bot.persistence.migrate import current_revision, upgrade
 from bot.persistence.tables import Base, ConversationRow
 from bot.prompts import PromptKey, Prompts
-from bot.sanitize import canonical_text
+from bot.sanitize import canonical_text, comparison_key, one_line
 from bot.service.handlers import build_registry
 from bot.service.outbox import public_row
+from tests.hostile_text import FRAGMENTS
+from tests.platform_fakes.markup import hidden_characters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,6 +72,40 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
 def test_a_bad_config_names_the_key(data: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(named)):
         parse_config(data)
+
+
+def test_platform_ids_may_be_yaml_integers_or_strings_and_stay_exact(tmp_path: Path) -> None:
+    path = tmp_path / "ids.yaml"
+    path.write_text(
+        "discord:\n"
+        "  guild_ids: [18446744073709551615]\n"  # the largest snowflake: beyond a float's 2^53
+        "  conveners:\n"
+        "    user_ids: [123456789012345678, '223456789012345678']\n"
+        "    role_ids: [900000000000000001]\n"
+        "slack:\n"
+        "  conveners: {user_ids: [U0MAYA, ' W0BOB '], usergroup_ids: ['S0CONV']}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.discord.conveners.user_ids == ["123456789012345678", "223456789012345678"]
+    assert cfg.discord.conveners.role_ids == ["900000000000000001"]
+    assert cfg.discord.guild_ids == ["18446744073709551615"]
+    assert cfg.slack.conveners.user_ids == ["U0MAYA", "W0BOB"]
+    assert cfg.slack.conveners.usergroup_ids == ["S0CONV"]
+
+
+@pytest.mark.parametrize(
+    ("ids", "named"),
+    [
+        ({"discord": {"conveners": {"user_ids": [1.2345678901234568e17]}}}, "discord.conveners.user_ids.0"),
+        ({"discord": {"conveners": {"role_ids": [True]}}}, "discord.conveners.role_ids.0"),
+        ({"discord": {"guild_ids": ["general"]}}, "discord.guild_ids.0"),
+        ({"slack": {"conveners": {"user_ids": ["<@U0MAYA>"]}}}, "slack.conveners.user_ids.0"),
+        ({"slack": {"conveners": {"usergroup_ids": [""]}}}, "slack.conveners.usergroup_ids.0"),
+    ],
+)
+def test_an_id_that_is_not_one_is_refused_by_its_key(ids: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        parse_config(ids)
 
 
 def test_check_config_exits_non_zero_without_a_traceback(tmp_path: Path) -> None:
@@ -308,12 +344,37 @@ def test_unknown_component_ids_decode_to_none_or_something_valid(value: str) -> 
     assert cid is None or ComponentId.decode(cid.encode()) == cid
 
 
-@settings(max_examples=500)
-@given(st.text())
-def test_canonical_text_is_idempotent_and_drops_direction_controls(text: str) -> None:
+# Text made of what causes trouble: markup of both dialects, mention syntax, entities, emoji codes,
+# joiners, selectors, controls, and fragments of the threat model's injection matrix.
+_PIECES = [
+    *"*_~`|>#-[]()<>@!:&;^ \n\tabU1",
+    *("&amp;", "&lt;", "&gt;", "<@", "<!", "<#", "<:", "</", "**", "__", "~~", "||", "```", "https://x.y"),
+    *(":thumbsup:", ":skin-tone-2:", "\u200d", "\u200c", "\ufe0f", "👍", "❤", "\u202e", "\U000e0041", "\x85"),
+    *("everyone", "here", "\u0301", "é", "ن", "\ud800", "\ufdd0"),
+    *FRAGMENTS,
+]
+# Mention syntax either platform would render: Slack's <@…>, <#…>, <!…>; Discord's users, roles,
+# channels, commands, custom emoji, timestamps and guide links; broadcasts typed out.
+MENTION = re.compile(
+    r"<[@#!][^<>]*>|</[^<>:]+:\d+>|<a?:\w+:\d+>|<t:-?\d+(?::\w)?>|<id:\w+>"
+    r"|(?<![\w@＠])@(?:everyone|here|channel)\b",
+    re.I,
+)
+troublesome = st.one_of(st.text(), st.lists(st.sampled_from(_PIECES), max_size=30).map("".join))
+
+
+@settings(max_examples=1000)
+@given(troublesome)
+def test_canonical_text_is_idempotent_and_leaves_nothing_hidden_or_live(text: str) -> None:
     once = canonical_text(text)
     assert canonical_text(once) == once
-    assert not set(once) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\x00")
+    line = one_line(text)
+    assert one_line(line) == line
+    assert "\n" not in line
+    for out in (once, line):
+        assert hidden_characters(out) == []
+        assert not MENTION.search(out), out
+    assert comparison_key(once) == comparison_key(text)
 
 
 async def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:

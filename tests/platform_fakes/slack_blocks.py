@@ -183,6 +183,8 @@ def _validate_block(kind: Any, block: dict[str, Any], ptr: str) -> list[str]:
                 errors.append(_err(f"no more than {limit} items allowed", f"{ptr}/elements"))
             for j, el in enumerate(elements):
                 errors += validate_element(el, f"{ptr}/elements/{j}")
+    elif kind == "rich_text":
+        errors += _rich_text(block.get("elements"), f"{ptr}/elements")
     elif kind == "input":
         errors += _text_object(block.get("label"), f"{ptr}/label", max_len=MAX_INPUT_LABEL, plain_only=True)
         if "hint" in block:
@@ -191,6 +193,47 @@ def _validate_block(kind: Any, block: dict[str, Any], ptr: str) -> list[str]:
             errors.append(_err("missing required field: element", ptr))
         else:
             errors += validate_element(block["element"], f"{ptr}/element")
+    return errors
+
+
+_RICH_TEXT_OBJECTS = {"rich_text_section", "rich_text_list", "rich_text_preformatted", "rich_text_quote"}
+_RICH_TEXT_STYLES = {
+    *("bold", "italic", "strike", "code", "underline", "highlight", "client_highlight", "unlink")
+}
+
+
+def _rich_text(elements: Any, ptr: str) -> list[str]:
+    """A rich_text block's objects (sections, lists, quotes, preformatted) and their elements."""
+    if not isinstance(elements, list) or not elements:
+        return [_err("must provide at least 1 item", ptr)]
+    errors: list[str] = []
+    for j, obj in enumerate(elements):
+        here = f"{ptr}/{j}"
+        if not isinstance(obj, dict) or obj.get("type") not in _RICH_TEXT_OBJECTS:
+            errors.append(_err(f"must be one of {sorted(_RICH_TEXT_OBJECTS)}", f"{here}/type"))
+            continue
+        inner = obj.get("elements")
+        if not isinstance(inner, list):
+            errors.append(_err("must provide an array", f"{here}/elements"))
+        elif obj["type"] == "rich_text_list":
+            errors += _rich_text(inner, f"{here}/elements")
+        else:
+            for k, el in enumerate(inner):
+                errors += _rich_text_element(el, f"{here}/elements/{k}")
+    return errors
+
+
+def _rich_text_element(el: Any, ptr: str) -> list[str]:
+    if not isinstance(el, dict) or not isinstance(el.get("type"), str):
+        return [_err("must provide an object with a type", ptr)]
+    errors: list[str] = []
+    if el["type"] == "text":
+        text = el.get("text")
+        if not isinstance(text, str) or not text:
+            errors.append(_err("must be more than 0 characters", f"{ptr}/text"))
+    style = el.get("style")
+    if style is not None and (not isinstance(style, dict) or not set(style) <= _RICH_TEXT_STYLES):
+        errors.append(_err(f"style keys must be among {sorted(_RICH_TEXT_STYLES)}", f"{ptr}/style"))
     return errors
 
 

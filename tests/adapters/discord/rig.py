@@ -52,7 +52,8 @@ def app_config(db: Path, owner_id: str, **discord: Any) -> AppConfig:
             "rounds": {"sector_min_voters": 2},
             "discord": {
                 "enabled": True,
-                "conveners": {"user_ids": [owner_id], "role_ids": [CONVENER_ROLE]},
+                # As people paste snowflakes into YAML: integers.
+                "conveners": {"user_ids": [int(owner_id)], "role_ids": [int(CONVENER_ROLE)]},
                 **discord,
             },
         }

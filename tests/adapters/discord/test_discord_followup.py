@@ -12,6 +12,7 @@ from bot.domain.commands import Context
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.service.textcmd import run_text
 from tests.adapters.discord.rig import NAMES, Rig, make_rig
+from tests.platform_fakes.markup import discord_reading
 
 _requests = itertools.count(1)
 
@@ -71,7 +72,7 @@ async def test_a_reminder_arrives_in_a_dm_and_a_click_there_edits_the_card(tmp_p
         dm = rig.fake._dm_by_user[alice]
         # (The setup's replies came here too: its contexts carry no interaction token.)
         [reminder] = [m for m in rig.fake.channel_messages(dm) if "Action 1 is due on" in m["content"]]
-        assert "2026-12-02**, in 3 days" in reminder["content"]
+        assert "due on 2026-12-02**, in 3 days" in discord_reading(reminder["content"])[0]  # as shown
         done = next(c for c in rig.buttons(reminder) if c.endswith(":done"))
 
         rec = await rig.click("alice", done)  # from the DM: no guild, no member

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,12 @@ from bot.forms import Form, FormField
 from bot.messages import Attachment, Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
-from tests.adapters.discord.rig import NONE, make_rig
+from bot.sanitize import canonical_text, display_name, one_line, strip_invisible
+from tests.adapters.discord.rig import NONE, Rig, make_rig
+from tests.hostile_text import FRAGMENTS, discord_problems
 from tests.platform_fakes import discord_payloads as p
+from tests.platform_fakes.discord import CALLBACK_ROUTE
+from tests.platform_fakes.markup import discord_live_links, discord_mentions, discord_reading
 
 SUPPRESS_EMBEDS = 1 << 2
 
@@ -31,16 +36,28 @@ INJECTIONS = [
 
 
 def test_escape_makes_mentions_and_markdown_inert() -> None:
-    for raw in INJECTIONS:
+    for raw in [*INJECTIONS, *FRAGMENTS]:
         out = render.escape(raw)
-        assert "@everyone" not in out
-        assert "@here" not in out
-        assert "<@1" not in out
-        assert "<@!" not in out
-        assert "<@&" not in out
-        assert "<#7" not in out
-        assert "](" not in out or "\\[" in out
+        shown, live, shadow = discord_reading(out)
+        assert live == "", (raw, out)  # nothing the person typed is markup, a mention or a link
+        assert not discord_mentions(shadow)
+        assert not discord_live_links(shadow)
+        assert shown == strip_invisible(raw), (raw, out)  # and it reads exactly as typed
+        assert "\u200b" not in out
     assert render.escape("**bold**") == "\\*\\*bold\\*\\*"
+    # Every masked link, not only the first (the defect: the second one stayed live).
+    two = render.escape("See [the plan](https://council.example) and [sign here](https://evil.example/phish)")
+    assert "[sign here](" not in two
+    assert not discord_live_links(discord_reading(two)[2])
+
+
+def test_a_cut_never_separates_an_escape_from_its_character() -> None:
+    text = render.escape("*" * 3000)  # 6,000 characters, no line break or space to cut at
+    pieces = [c.content for c in render.chunk(Rendered((Block(text),)))]
+    assert len(pieces) >= 3
+    assert all(len(p) <= render.MAX_CONTENT for p in pieces)
+    assert all(discord_reading(p)[1] == "" for p in pieces)
+    assert "".join(discord_reading(p)[0] for p in pieces) == "*" * 3000
 
 
 def test_chunking_respects_discord_limits() -> None:
@@ -77,31 +94,95 @@ def test_goal_sized_form_becomes_two_modals_and_short_forms_show_their_intro() -
     assert all(c["type"] == 18 and len(c["label"]) <= 45 for c in data["components"])
 
 
-async def test_injection_matrix_is_inert_in_every_message(tmp_path: Path) -> None:
+HOSTILE_TITLE = (
+    "[council form](https://council.example) [official survey](https://evil.example/phish) \u202eround"
+)
+HOSTILE_NAME = "@everyone\u202e<@&555555555555555555>"
+
+
+def _modal_texts(rig: Rig) -> list[str]:
+    """The text displays of every modal the bot opened (a form's intro)."""
+    out = []
+    for call in rig.fake.calls_to(CALLBACK_ROUTE):
+        if call.json.get("type") == 9:
+            out += [c["content"] for c in call.json["data"]["components"] if c.get("type") == 10]
+    return out
+
+
+async def test_hostile_text_posts_nothing_live_publicly_or_privately(tmp_path: Path) -> None:
+    """A round played with hostile titles, ideas, goal fields, display names and a bad form, through
+    discord.py against the fake: nothing the bot sent (posts, edits, private replies, modals) carries
+    a live link, a ping or a hidden character, and it all reads as canonical text."""
     async with make_rig(tmp_path) as rig, rig.running():
-        rid = await rig.start_round(title="@everyone <@&456> round")
-        await rig.join("alice", rid)
-        await rig.join("bob", rid)
-        for i, text in enumerate(INJECTIONS):
-            await rig.contribute("alice" if i % 2 else "bob", rid, text) if i < 6 else None
-        await rig.confirmed(await rig.slash("owner", "next"), "@everyone <@&456> round", "vote")
+        rig.users["carol"]["global_name"] = HOSTILE_NAME
+        modal = await rig.modal(await rig.slash("owner", "start"))
+        sub = await rig.submit(
+            "owner",
+            modal["custom_id"],
+            {"title": HOSTILE_TITLE, "purpose": "<@&456> @here ||why||", "template": ["standard"]},
+        )
+        await rig.reply(sub)
+        card = await rig.wait_public(lambda m: any(":join" in c for c in rig.buttons(m)))
+        rid = rig.buttons(card)[0].split(":")[1]
+        for who in ("alice", "bob", "carol"):
+            await rig.join(who, rid)
+        # A contribution too long: the private error echoes what was typed.
+        too_long = await rig.modal(await rig.click("alice", f"cv:{rid}:contribute"))
+        typed = "[x](https://evil) " * 80
+        await rig.reply(await rig.submit("alice", too_long["custom_id"], {"text": typed}))
+        hostile = [*INJECTIONS, *FRAGMENTS[:40:5]]
+        for i, text in enumerate(hostile[:9]):
+            await rig.contribute(("alice", "bob", "carol")[i % 3], rid, text)
+        title = one_line(HOSTILE_TITLE)
+        await rig.confirmed(await rig.slash("owner", "next"), title, "vote")
         await rig.wait_public(lambda m: any(c.endswith(":deck") for c in rig.buttons(m)))
+        await rig.open_deck("bob", rid)  # the private deck card shows an idea's whole text
+        await rig.press("bob", "Agree")
+        await rig.confirmed(await rig.slash("owner", "next"), title, "goals")
+        make_goal = await rig.wait_public(lambda m: any(":goal:" in c for c in rig.buttons(m)))
+        goal_button = next(c for c in rig.buttons(make_goal) if ":goal:" in c)
+        page1 = await rig.modal(await rig.click("owner", goal_button))
+        goal = {"title": "**Goal 9** <@123>", "outcome": "> Official", "metric": "||m||", "unit": "km"}
+        first = await rig.submit("owner", page1["custom_id"], {"idea": "1", **goal})
+        cont = (await first.callback())["data"]
+        continue_id = cont["components"][0]["components"][0]["custom_id"]
+        page2 = await rig.modal(await rig.click("owner", continue_id))
+        second = {"baseline": "0", "target": "2", "deadline": "2027-06-30", "pilot": "no", "review_date": ""}
+        await rig.reply(await rig.submit("owner", page2["custom_id"], second))
+        await rig.confirmed(await rig.slash("owner", "next"), title, "actions")
+        action = await rig.modal(await rig.slash("owner", "action", {"goal": 1}))
+        fields = {"goal": "1", "title": "[Sign here](https://evil.example)", "owner": "", "due": "2027-01-15"}
+        await rig.reply(await rig.submit("owner", action["custom_id"], fields))
+        card = await rig.wait_public(lambda m: any(":take:" in c for c in rig.buttons(m)))
+        await rig.reply(await rig.click("carol", rig.buttons(card)[0]))
+        await rig.fake.wait_until(
+            lambda: not rig.fake.messages[card["id"]]["components"], 5, "the action card updated"
+        )
+        await rig.confirmed(await rig.slash("owner", "close"), title, "closed")
         await rig.settle()
-        public = "\n".join(m["content"] for m in rig.public())
-        assert "@\u200beveryone" in public
-        assert "<@\u200b&456>" in public
-        assert "@everyone" not in public
-        assert "@here" not in public
-        assert "<@&456>" not in public
-        assert "\\[totally safe]" in public
-        assert "\\*\\*bold\\*\\*" in public
+
         sent = rig.fake.sent_messages()
-        assert sent
+        found = []
         for call, body in sent:
+            default = ("users", "roles", "everyone") if call.route.endswith("/messages") else ("users",)
+            found += discord_problems(body, default)
             assert body.get("allowed_mentions") == NONE, (call.route, body)
             if call.route == "POST /channels/{channel_id}/messages":
                 assert int(body.get("flags") or 0) & SUPPRESS_EMBEDS
+        intros = _modal_texts(rig)
+        for text in intros:
+            found += discord_problems({"content": text, "allowed_mentions": NONE})
+        assert found == []
         assert not rig.fake.pings()
+        # Not vacuous: the hostile text is there, shown as its canonical, inert form.
+        shown = "\n".join(discord_reading(body.get("content") or "")[0] for _call, body in sent)
+        assert "council form (https://council.example) official survey (https://evil.example/phish)" in shown
+        assert display_name(HOSTILE_NAME) in "\n".join(
+            discord_reading(m["content"])[0] for m in rig.public()
+        )  # the volunteer's name, on the public action card
+        assert any("official survey" in discord_reading(t)[0] for t in intros)  # the Join modal
+        assert canonical_text(typed) in shown  # the private echo of what was typed, canonical, escaped
+        assert "\u202e" not in json.dumps([b for _c, b in sent], ensure_ascii=False)
 
 
 async def test_private_reply_falls_back_to_a_dm_never_public(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from bot.app import App, build_app
 from bot.config import AppConfig, DatabaseConfig, SlackConfig, SlackConveners
 from bot.keys import MemoryKeyStore
 from bot.ports import FixedClock
+from tests.platform_fakes.markup import slack_seen
 from tests.platform_fakes.slack import FakeSlackWebAPI, SimResponse, SlackClientSim, serve_aiohttp_app
 
 CHANNEL = "C0GENERAL"
@@ -114,19 +114,19 @@ class Rig:
 
     # what people saw ---------------------------------------------------------------------------
     def channel_buttons(self, pattern: str) -> list[str]:
-        out = []
-        for msg in self.fake.messages(CHANNEL):
-            for block in msg.get("blocks", []):
-                for el in block.get("elements", []) if block["type"] == "actions" else []:
-                    if re.search(pattern, el["action_id"]):
-                        out.append(el["action_id"])
-        return out
+        return [
+            action_id
+            for msg in self.fake.messages(CHANNEL)
+            for _label, action_id in slack_seen(msg.get("blocks")).buttons
+            if re.search(pattern, action_id)
+        ]
 
     def public_blocks(self) -> list[Any]:
         return [c.blocks for c in self.fake.calls() if c.method in ("chat.postMessage", "chat.update")]
 
     def public_text(self) -> str:
-        return json.dumps(self.public_blocks(), ensure_ascii=False)
+        """What the channel was shown, posts and edits, as people read it (buttons' labels too)."""
+        return "\n".join(seen_text(blocks) for blocks in self.public_blocks())
 
     # the voting deck: a private card replaced in place through response_urls --------------------
     def card(self, who: str) -> dict[str, Any] | None:
@@ -137,8 +137,12 @@ class Rig:
 
     async def open_deck(self, who: str) -> dict[str, Any] | None:
         """Click the "Vote" button of the newest public post that has one, as Slack sends it."""
-        message = next(m for m in reversed(self.fake.messages(CHANNEL)) if ":deck" in json.dumps(m))
-        action_id = next(i for i in card_buttons(message).values() if i.endswith(":deck"))
+        message, action_id = next(
+            (m, i)
+            for m in reversed(self.fake.messages(CHANNEL))
+            for i in card_buttons(m).values()
+            if i.endswith(":deck")
+        )
         inbound = self.fake.payloads.block_actions(
             action_id,
             action_id,
@@ -178,21 +182,23 @@ class Rig:
         return [c for c in self.fake.calls("chat.postEphemeral") if c.get("user") == USERS[who]]
 
     def ephemerals_text(self, who: str) -> str:
-        return "\n".join(json.dumps(c.blocks, ensure_ascii=False) for c in self.ephemerals(who))
+        """What ``who`` was told in ephemeral messages (chat.postEphemeral), as they read it."""
+        return "\n".join(seen_text(c.blocks) for c in self.ephemerals(who))
+
+
+def seen_text(blocks: Any) -> str:
+    """A message's text and its buttons' labels, as a person reads them."""
+    seen = slack_seen(blocks)
+    return "\n".join([seen.text, *(label for label, _ in seen.buttons)])
 
 
 def card_text(card: dict[str, Any]) -> str:
-    return "\n".join(b["text"]["text"] for b in card.get("blocks", []) if b["type"] == "section")
+    return slack_seen(card.get("blocks")).text
 
 
 def card_buttons(card: dict[str, Any]) -> dict[str, str]:
     """label -> action_id of a card's buttons."""
-    return {
-        el["text"]["text"]: el["action_id"]
-        for b in card.get("blocks", [])
-        if b["type"] == "actions"
-        for el in b["elements"]
-    }
+    return slack_seen(card.get("blocks")).action_ids
 
 
 def card_idea(card: dict[str, Any] | None) -> int | None:

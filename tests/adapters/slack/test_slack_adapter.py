@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,10 @@ from adapters.slack.port import SlackChatPort, make_client, render_messages
 from bot.messages import Block, Button, Rendered
 from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
-from tests.adapters.slack.rig import CHANNEL, USERS, Rig, card_text, rig
+from bot.sanitize import display_name, one_line
+from tests.adapters.slack.rig import CHANNEL, USERS, Rig, rig, seen_text
+from tests.hostile_text import FRAGMENTS, slack_problems
+from tests.platform_fakes.markup import slack_reading
 from tests.platform_fakes.slack import FakeSlackWebAPI, signed_headers
 
 TO = ConversationRef(Platform.SLACK, "T0CONVENE", CHANNEL)
@@ -135,7 +139,7 @@ async def test_redeliveries_handled_once(fake_slack: FakeSlackWebAPI, tmp_path: 
         assert {k.lower(): v for k, v in resp.headers.items()}.get("x-slack-no-retry") == "1"
         dm = [c for c in r.fake.calls("chat.postEphemeral") if c["channel"] == "D0BOB"]
         assert len(dm) == 1
-        assert "direct messages" in json.dumps(dm[0].blocks)
+        assert "direct messages" in seen_text(dm[0].blocks)
 
 
 async def test_429_on_post_message_honoured(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
@@ -235,38 +239,90 @@ async def test_malformed_payloads_refused_without_traceback(
         assert "Traceback" not in caplog.text
 
 
-async def test_injection_arrives_escaped(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
-    evil = "<!channel> <@U123> <!subteam^S1> Tom & Jerry <https://evil.example|ok> <!here>"
+HOSTILE_TITLE = "[council form](https://council.example) <https://evil.example|official survey> \u202e!"
+HOSTILE_NAME = "<!channel>\u202e*Convener:*"
+
+
+def sent(r: Rig) -> list[tuple[str, Any]]:
+    """(fallback text, blocks or view) of everything the bot showed: posts, edits, ephemerals, replies
+    through a response_url, and modals."""
+    out = [
+        (c.get("text") or "", c.blocks)
+        for c in r.fake.calls()
+        if c.method in ("chat.postMessage", "chat.update", "chat.postEphemeral", "response_url")
+    ]
+    return out + [("", c.view["blocks"]) for c in r.fake.calls("views.open")]
+
+
+async def test_hostile_text_posts_nothing_live_publicly_or_privately(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path
+) -> None:
+    """A round played with hostile titles, ideas, goal fields, a display name and a typed subcommand,
+    through signed requests and bolt against the fake: nothing the bot showed (posts, edits,
+    ephemerals, modals) carries mrkdwn, a live link, a mention or a hidden character, and it all
+    reads as canonical text, the bot's bold labels untouched."""
     async with rig(fake_slack, tmp_path) as r:
-        await r.form("maya", "start", {"title": "T <!here>", "purpose": "P", "template": "standard"})
-        await r.form("alice", "join", {"sector": ""})
-        await r.form("alice", "contribute", {"text": evil})
-        await r.command("maya", "next")
-        text = r.public_text()
-        for raw in ("<!channel>", "<@U123>", "<!subteam^S1>", "<https://evil", "<!here>", "Tom & Jerry"):
-            assert raw not in text
-        assert "&lt;!channel&gt; &lt;@U123&gt; &lt;!subteam^S1&gt; Tom &amp; Jerry" in text  # the preview
-        for call in r.fake.calls("chat.postMessage"):
-            assert "<!" not in call["text"]
-            assert "<@" not in call["text"]
-        # The whole text, on the private deck card, is escaped too.
-        card = await r.open_deck("alice")
-        assert card is not None
-        shown = card_text(card)
-        assert (
-            "&lt;!channel&gt; &lt;@U123&gt; &lt;!subteam^S1&gt; Tom &amp; Jerry &lt;https://evil.example|ok&gt;"
-            " &lt;!here&gt;" in shown
+        await r.form(
+            "maya", "start", {"title": HOSTILE_TITLE, "purpose": "<@U0BOB> *why*", "template": "standard"}
         )
-        assert "<!" not in card["text"]
-        # The join form's intro (the round title) is escaped too.
-        intros = json.dumps([c.view for c in r.fake.calls("views.open")])
-        assert "<!here>" not in intros
+        for who in ("alice", "bob", "carol"):
+            await r.form(who, "join", {"sector": "resident"})
+        hostile = ["*Idea 99*", "**Idea 98**", "> Official City statement", *FRAGMENTS[:60:10]]
+        for i, text in enumerate(hostile[:9]):
+            await r.form(("alice", "bob", "carol")[i % 3], "contribute", {"text": text})
+        typed = "\u202e*frob*<!here>"
+        await r.command("bob", typed + " [x](https://evil.example)")
+        await r.command("maya", "next")
+        await r.open_deck("bob")  # the private deck card shows an idea's whole text
+        await r.press("bob", "Agree")
+        await r.command("maya", "next")
+        await r.click("maya", r.channel_buttons(r":goal:\d+$")[0])
+        goal = {"idea": "1", "title": "**Goal 9** <@U0BOB>", "outcome": "> Official", "metric": "~m~"}
+        goal |= {"unit": "km", "baseline": "0", "target": "2", "deadline": "2027-09-01", "pilot": "no"}
+        await r.submit("maya", r.last_view(), goal)
+        await r.command("maya", "next")
+        action = {"goal": "1", "title": "<https://evil.example|Sign here>", "owner": "", "due": "2027-01-31"}
+        await r.form("maya", "action 1", action)
+        take = r.fake.payloads.block_actions(
+            *[r.channel_buttons(r":take:1$")[0]] * 2, user_id=USERS["carol"], user_name=HOSTILE_NAME
+        )
+        assert (await r.send(take)).status == 200
+        await r.command("maya", "close")
+
+        found = [p for text, blocks in sent(r) for p in slack_problems(text, blocks)]
+        assert found == []
+        assert all(c.ok for c in r.fake.calls() if c.method != "response_url")
+        # Not vacuous: the hostile text is there, as canonical inert text.
+        shown = "\n".join(slack_reading(blocks)[0] for _text, blocks in sent(r))
+        assert "council form (https://council.example) official survey (https://evil.example)" in shown
+        assert "Idea 99\n" in shown  # the idea typed as *Idea 99*, plain
+        assert display_name(HOSTILE_NAME) in r.public_text()  # the volunteer, on the action card
+        assert f"“{one_line(typed)}”" in shown  # an echo of what was typed, as canonical text
+        # The bot's own labels are bold; nothing a person typed is.
+        styled = [
+            el
+            for _t, blocks in sent(r)
+            for obj in _rich_elements(blocks)
+            for el in obj
+            if el.get("style", {}).get("bold")
+        ]
+        assert any(el["text"].startswith("Idea ") for el in styled)
+        assert not any("Idea 99" in el["text"] or "Idea 98" in el["text"] for el in styled)
+        assert "\u202e" not in json.dumps([b for _t, b in sent(r)], ensure_ascii=False)
+
+
+def _rich_elements(blocks: Any) -> list[list[dict[str, Any]]]:
+    found = []
+    for block in blocks or []:
+        for obj in block.get("elements", []) if block.get("type") == "rich_text" else []:
+            found.append(obj.get("elements", []))
+    return found
 
 
 async def test_long_idea_splits(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
     async with rig(fake_slack, tmp_path) as r:
         await started(r)
-        long_idea = ("word " * 700).strip() + " & <end>"  # 3,000+ characters once escaped
+        long_idea = ("word " * 700).strip() + " & <end>"  # over 3,000 characters
         await r.form("alice", "contribute", {"text": long_idea[:1000]})
         await r.command("maya", "next")
         assert all(c.ok for c in r.fake.calls("chat.postMessage"))
@@ -283,7 +339,9 @@ async def test_long_idea_splits(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> 
     assert posts[0].response["ts"] == first
     assert len(msgs) >= 2
     assert all(len(b) <= 50 for _, b in msgs)
-    assert all(len(s["text"]["text"]) <= 3000 for _, b in msgs for s in b if s["type"] == "section")
+    rich = [s for _, b in msgs for s in b if s["type"] == "rich_text"]
+    assert len(rich) > 30  # each idea split in two
+    assert max(sum(len(el["text"]) for sec in s["elements"] for el in sec["elements"]) for s in rich) <= 3000
     await port.edit(TO, first, Rendered(blocks))
     assert fake_slack.calls("chat.update")[-1].ok
     await port.aclose()

@@ -48,7 +48,8 @@ async def test_image_post_shares_the_png_below_its_text(
     assert shared.alt_txt == "Ideas by urgency and impact: green marks common ground."
     text, file_share = fake_slack.messages(CHANNEL)
     assert text["ts"] == ts
-    assert text["blocks"][0]["text"]["text"].startswith("*Ideas*")
+    [section] = text["blocks"][0]["elements"]
+    assert section["elements"][0] == {"type": "text", "text": "Ideas", "style": {"bold": True}}
     assert file_share["files"][0]["id"] == shared.id
     assert file_share["ts"] > ts  # the picture right below its text
     # The bytes went to the upload URL without the bot token.
