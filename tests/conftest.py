@@ -1,39 +1,39 @@
 """Shared fixtures: the database under test (SQLite always; PostgreSQL when
-CONVENE_TEST_DATABASE_URL is set) and a whole app wired to in-memory chat ports."""
+CONVENE_TEST_DATABASE_URL is set) and a whole app wired to in-memory chat ports (tests/harness.py).
+
+Kept light: the pure tier (tests/domain) loads this file too, and must not pay for the app."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
-import random
 import secrets
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.console.driver import ConsoleDriver, Person
-from adapters.console.port import ConsolePort
-from bot.app import App, build_app
-from bot.config import AppConfig, parse_config
-from bot.keys import KeyStore, MemoryKeyStore
-from bot.persistence.db import make_engine, normalise_url
-from bot.persistence.tables import Base
-from bot.ports import FixedClock
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from tests.harness import Harness
 
 PG_URL = os.environ.get("CONVENE_TEST_DATABASE_URL")
+
+
+def _url(url: str, **parts: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    from bot.persistence.db import normalise_url
+
+    return make_url(normalise_url(url)).set(**parts).render_as_string(hide_password=False)
 
 
 async def _admin(url: str, sql: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(_url(url, drivername="postgresql"))
     try:
         await conn.execute(sql)
     finally:
@@ -49,7 +49,7 @@ def pg_url() -> Iterator[str]:
     name = f"convene_test_{os.getpid()}_{secrets.token_hex(4)}"
     asyncio.run(_admin(PG_URL, f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(normalise_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
+        yield _url(PG_URL, database=name)
     finally:
         asyncio.run(_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
@@ -61,82 +61,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-async def reset_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        else:
-            await conn.run_sync(Base.metadata.drop_all)
-        await conn.run_sync(Base.metadata.create_all)
-
-
 @pytest.fixture
 async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    from bot.persistence.db import make_engine
+    from tests.harness import reset_schema
+
     eng = make_engine(db_url)
     await reset_schema(eng)
     yield eng
     await eng.dispose()
 
 
-def test_config(**overrides: Any) -> AppConfig:
-    data: dict[str, Any] = {
-        "console": {"conveners": ["maya", "ade"]},
-        "rounds": {"sector_min_voters": 2},
-    }
-    data.update(overrides)
-    return parse_config(data)
-
-
-@dataclass
-class Harness:
-    """A whole app with in-memory chat ports for "slack" and "discord", driven as people would."""
-
-    app: App
-    driver: ConsoleDriver
-    ports: dict[str, ConsolePort]
-    clock: FixedClock
-    keys: KeyStore
-
-    def person(self, name: str, platform: str = "slack") -> Person:
-        return self.driver.person(name, platform)
-
-    def shown(self, platform: str | None = None) -> list[Any]:
-        ports = [self.ports[platform]] if platform else list(self.ports.values())
-        return [item for port in ports for item in port.shown]
-
-    def public_text(self) -> str:
-        return "\n".join(i.text for i in self.shown() if i.kind in ("post", "edit"))
-
-    def privates(self, name: str) -> list[str]:
-        return [i.text for i in self.shown() if i.kind == "private" and i.recipient == name.capitalize()]
-
-    async def scalar(self, sql: str) -> Any:
-        async with self.app.engine.connect() as conn:
-            return (await conn.execute(text(sql))).scalar()
-
-    async def close(self) -> None:
-        """What a clean shutdown does: the ballot queue stops and the relay frees its worker identity."""
-        await self.app.core.ingest.aclose()
-        await self.app.relay.aclose()
-
-
-async def make_harness(
-    engine: AsyncEngine, *, keys: KeyStore | None = None, clock: FixedClock | None = None, **config: Any
-) -> Harness:
-    clock = clock or FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
-    keys = keys or MemoryKeyStore()
-    ports = ConsoleDriver.make_ports()
-    app = await build_app(
-        test_config(**config), dict(ports), keys=keys, clock=clock, engine=engine, migrate=False
-    )
-    app.core.rng = random.Random(1)
-    driver = ConsoleDriver(app, ports, ["maya", "ade"])
-    return Harness(app, driver, ports, clock, keys)
-
-
 @pytest.fixture
 async def harness(engine: AsyncEngine) -> AsyncIterator[Harness]:
+    from tests.harness import make_harness
+
     h = await make_harness(engine)
     yield h
     await h.close()

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.keys import KeyStoreUnreachable, KeyUnavailable
 from bot.persistence.tables import Base
-from tests.conftest import make_harness
 from tests.contracts.key_backends import KeyBackend, key_forms
 from tests.core import story
+from tests.harness import make_harness
 
 
 class TestKeyStore:

@@ -6,8 +6,8 @@ import datetime as dt
 import re
 
 from bot.service.scheduler import DeadlineScheduler
-from tests.conftest import Harness
 from tests.core import story
+from tests.harness import Harness
 
 START = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)  # the harness clock: the round closes now
 

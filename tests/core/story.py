@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.persistence.tables import RoundRow
-from tests.conftest import Harness
+from tests.harness import Harness
 
 PEOPLE = [
     ("maya", "slack", "public_sector"),

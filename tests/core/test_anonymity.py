@@ -10,8 +10,8 @@ from sqlalchemy import Date, DateTime, inspect, select
 from bot.keys import FileKeyStore, decode_kek, new_kek, pseudonym
 from bot.persistence.tables import BallotRow, Base, IdeaRow, ParticipantRow
 from bot.refs import Platform, UserRef
-from tests.conftest import Harness, make_harness
 from tests.core import story
+from tests.harness import Harness, make_harness
 
 CONTENT = ("ideas", "ballots")
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.console.driver import ConsoleDriver
 from adapters.console.port import Shown
 from bot.messages import Button
-from tests.conftest import Harness, make_harness
 from tests.core import story
+from tests.harness import Harness, make_harness
 
 
 def button(card: Shown | None, label: str) -> Button:

@@ -9,8 +9,8 @@ import re
 from sqlalchemy import text
 
 from bot.keys import pseudonym
-from tests.conftest import Harness
 from tests.core import story
+from tests.harness import Harness
 
 ESTIMATES = {"raj": "30", "lena": "40", "ade": "20", "kim": "36", "ola": "24"}
 

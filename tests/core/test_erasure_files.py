@@ -19,8 +19,8 @@ from bot.config import load_config
 from bot.keys import new_kek
 from bot.ports import FixedClock
 from bot.service.handlers import retention
-from tests.conftest import Harness
 from tests.core import story
+from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 USER_IDS = [f"U-{name}".encode() for name, _p, _s in story.PEOPLE]

@@ -12,8 +12,8 @@ import pytest
 
 from bot.consensus.polis import load_polis_export
 from bot.reports import export_polis, find_round, render_report_md, report_csv, round_report
-from tests.conftest import Harness
 from tests.core import story
+from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]
 POLIS = ROOT.parent / "shared" / "data" / "polis" / "london.youth.policing"

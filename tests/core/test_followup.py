@@ -13,8 +13,8 @@ from sqlalchemy import delete
 from bot.keys import MemoryKeyStore
 from bot.persistence.tables import ActionRow
 from bot.service.scheduler import DeadlineScheduler
-from tests.conftest import Harness, make_harness
 from tests.core import followup_story as fs
+from tests.harness import Harness, make_harness
 
 
 async def test_owners_hear_due_soon_and_due_once_and_an_overdue_action_reaches_the_conveners_once(

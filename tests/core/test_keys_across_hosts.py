@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.keys import FileKeyStore, KeyStore, VaultKeyStore, decode_kek, new_kek
-from tests.conftest import make_harness
 from tests.core import story
+from tests.harness import make_harness
 from tests.platform_fakes.vault import FakeVault
 
 

@@ -11,9 +11,9 @@ from bot.domain.errors import DomainError
 from bot.domain.phases import Phase
 from bot.persistence.tables import RoundRow
 from bot.service.handlers import rounds
-from tests.conftest import Harness
 from tests.core import story
 from tests.domain.test_phases import ALLOWED
+from tests.harness import Harness
 
 
 @pytest.mark.parametrize(("src", "dst"), sorted(set(itertools.product(Phase, Phase)) - ALLOWED))

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from bot.persistence.db import make_engine
 from bot.persistence.tables import Base
 from bot.sanitize import comparison_key
-from tests.conftest import Harness, make_harness
 from tests.core import story
+from tests.harness import Harness, make_harness
 
 NAMES = [name for name, _p, _s in story.PEOPLE]
 action = st.one_of(

@@ -14,8 +14,8 @@ from bot.ports import DeliveryError
 from bot.refs import ConversationRef
 from bot.service.relay import OutboxRelay
 from bot.service.scheduler import DeadlineScheduler
-from tests.conftest import Harness, make_harness
 from tests.core import story
+from tests.harness import Harness, make_harness
 
 
 async def start_without_delivery(h: Harness) -> None:

@@ -14,8 +14,8 @@ from bot.persistence.tables import ActionRow, BallotRow, IdeaRow, RoundRow, Time
 from bot.refs import Platform, UserRef
 from bot.service import queries
 from bot.service.handlers import retention
-from tests.conftest import Harness, make_harness
 from tests.core import story
+from tests.harness import Harness, make_harness
 
 
 async def daily_pass(h: Harness) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import Harness
 from tests.core import story
+from tests.harness import Harness
 
 USER_IDS = re.compile(r"U-(maya|raj|lena|ade|kim|ola)")
 

@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import make_harness
 from tests.core import story
+from tests.harness import make_harness
 
 OFFICIALS = ["oona", "omar", "olga"]  # public_sector, on Slack
 RESIDENTS = ["rhea", "rudi", "rosa"]  # resident, on Discord

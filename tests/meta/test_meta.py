@@ -378,7 +378,7 @@ def test_canonical_text_is_idempotent_and_leaves_nothing_hidden_or_live(text: st
 
 
 async def test_migrations_build_exactly_the_declared_schema(db_url: str) -> None:
-    from tests.conftest import reset_schema
+    from tests.harness import reset_schema
 
     engine = make_engine(db_url)
     try:

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from bot.persistence.db import make_engine
 from bot.persistence.migrate import upgrade
 from bot.persistence.tables import Base
-from tests.conftest import reset_schema
+from tests.harness import reset_schema
 
 CHILDREN = ("participants", "ideas", "ballots", "timers", "round_conversations")
 

@@ -28,8 +28,8 @@ from bot.ports import Clock, DeliveryError, FixedClock, SystemClock
 from bot.prompts import PromptKey
 from bot.service.outbox import private_row, public_row, requeue_conversation, take_stalls
 from bot.service.relay import OutboxRelay
-from tests.conftest import Harness, make_harness
 from tests.core import story
+from tests.harness import Harness, make_harness
 from tests.relay.platform import FilePlatform
 
 ROOT = Path(__file__).resolve().parents[2]
