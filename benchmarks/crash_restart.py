@@ -4,26 +4,32 @@
 `convene run` runs as a real subprocess (Slack in HTTP mode, Discord over the gateway) against the
 local fake Slack and fake Discord (tests/platform_fakes, in this process). A round is played as
 people would: a convener starts it on Slack and links a Discord channel, people join and contribute
-on both, the ideas are released, every voter votes on every idea, the votes are tallied, a goal and
-an action are set, a Discord user takes the action, and the round closes. Meanwhile the process is
-killed with SIGKILL (20 times by default): right after the release, the tally, the take and the
-close (while the relay posts them), and at random moments while people vote. Each time it is
-restarted at once. People do what people do: a click that got no answer is clicked again.
+on both, the ideas are released, every voter votes on every idea through the voting deck (the
+"Vote" button of the release opens a private card; each choice is answered with the next card, which
+says the vote is recorded: on Slack through the click's response_url, on Discord as the interaction's
+callback), the votes are tallied, a goal and an action are set, a Discord user takes the action, and
+the round closes. Meanwhile the process is killed with SIGKILL (20 times by default): right after the
+release, the tally, the take and the close (while the relay posts them), and at random moments while
+people vote. Each time it is restarted at once. People do what people do: a click that got no answer
+(no next card) is clicked again, from the card still shown.
 
 Printed figures:
-- acknowledged votes lost: votes whose voter was told "recorded" (Slack: the ephemeral naming the
-  idea; Discord: the follow-up to that click) but which are not in the stored tally;
+- acknowledged votes lost: votes whose voter saw a card say "Your vote on Idea n is recorded" (or,
+  for a click pressed again, that it already was) but which are not in the stored tally; and votes
+  stored that nobody cast;
+- clicks pressed again because their answer never came, and of those, votes found already recorded;
 - duplicate public posts per platform (the same post shown twice in a channel), and repeated
-  private replies;
+  private replies (through the outbox; the probe's help is left out);
 - the longest a public post waited because of a kill: from the kill until it was delivered;
 - restart to answering again: from the restart until both a signed Slack request is acknowledged
   and a Discord interaction is answered.
 
     .venv/bin/python benchmarks/crash_restart.py [--database-url postgresql://postgres@127.0.0.1/test]
-        [--kills 20] [--voters 50] [--ideas 10] [--seed 1]
+        [--kills 20] [--voters 50] [--ideas 10] [--seed 1] [--limit 1800]
 
 With --database-url on PostgreSQL the run uses a database of its own on that server (created, then
-dropped); the one named is never touched. Without it, a SQLite file in a temporary folder.
+dropped); the one named is never touched. Without it, a SQLite file in a temporary folder. A run
+that has not finished after --limit seconds fails, saying where it stalled and where each voter was.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -63,14 +69,53 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.persistence.db import make_engine, normalise_url
 from tests.platform_fakes import discord_payloads as p
 from tests.platform_fakes.discord import FakeDiscord, InteractionRecord
+from tests.platform_fakes.markup import slack_seen
 from tests.platform_fakes.slack import FakeSlackWebAPI, SlackClientSim, SlackInbound
 
 T = TypeVar("T")
 CHANNEL = "C0GENERAL"
 CONVENER = "U0MAYA"
+PROBE = "U0PROBE"  # asks for help after each restart, to time it
 PATH = "/slack/events"
 SECTORS = ["public_sector", "business", "civil_society", "resident", "academia"]
 UNSENT_PUBLIC = "select seq from outbox where visibility = 'public' and status in ('pending', 'in_flight')"
+WORDS = {"a": "agree", "d": "disagree", "p": "pass"}
+# What the next card says of the vote just cast (prompts/en/vote/deck_notice.j2): recorded, or, for
+# a click pressed again after its answer was lost, recorded already.
+ACKNOWLEDGED = re.compile(r"Your vote on Idea (\d+) (?:is recorded|was already recorded)")
+ALREADY = re.compile(r"Your vote on Idea (\d+) was already recorded")
+ANSWER_WAIT = 5.0  # how long a voter waits for the next card before pressing again
+DECK_BUTTON = re.compile(r"^cv:[^:]+:(?:v|dk):")
+VOTE_BUTTON = re.compile(r"^cv:[^:]+:v:(\d+):(c?)([adp]):")
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    """A voting deck card as its voter sees it now: ``key`` (Slack: its ts; Discord: its message id),
+    its text and its buttons (label -> id). Two reads are equal when nothing on it changed."""
+
+    key: str
+    text: str
+    buttons: dict[str, str]
+    raw: dict[str, Any] = dataclasses.field(compare=False, repr=False)
+
+    def idea(self) -> int | None:
+        """The idea on the card (None: the card that says every idea is voted on)."""
+        return next((int(m[1]) for i in self.buttons.values() if (m := VOTE_BUTTON.match(i))), None)
+
+    def vote(self, choice: str) -> str:
+        """The button for ``choice`` on an idea not voted on yet; on one voted on already (not
+        expected), the button that moves on."""
+        for action in self.buttons.values():
+            m = VOTE_BUTTON.match(action)
+            if m and not m[2] and m[3] == choice:
+                return action
+        return next(i for i in self.buttons.values() if re.match(r"^cv:[^:]+:dk:\d+:s:", i))
+
+
+def is_card(text: str, buttons: Iterable[tuple[str, str]]) -> bool:
+    """Whether a private message is a deck card (text and (label, id) of its buttons)."""
+    return "voted on every idea" in text or any(DECK_BUTTON.match(i) for _label, i in buttons)
 
 
 @dataclasses.dataclass
@@ -81,6 +126,9 @@ class Figures:
     votes_stored: int = 0
     votes_lost: int = 0  # acknowledged, not stored
     votes_extra: int = 0  # stored, never meant
+    kills_while_voting: int = 0
+    clicks_again: int = 0  # pressed again from the same card: the answer never came
+    found_recorded: int = 0  # votes a card said were recorded already (a lost answer's vote was kept)
     slack_posts: int = 0
     slack_duplicates: int = 0
     discord_posts: int = 0
@@ -101,13 +149,16 @@ class Figures:
         return "\n".join(
             [
                 f"crash/restart on {db}: {self.kills} SIGKILLs of `convene run` (Slack HTTP + Discord"
-                f" gateway), each restarted at once; {self.seconds:.0f} s",
+                f" gateway), {self.kills_while_voting} of them while people voted, each restarted at once;"
+                f" {self.seconds:.0f} s",
                 f"  votes: {self.votes_intended} cast, {self.votes_acknowledged} acknowledged, "
                 f"{self.votes_stored} stored: {self.votes_lost} acknowledged votes lost (goal 0), "
-                f"{self.votes_extra} stored that nobody cast",
+                f"{self.votes_extra} stored that nobody cast (goal 0)",
+                f"  deck clicks pressed again (no answer came): {self.clicks_again}; votes then found "
+                f"recorded already: {self.found_recorded}",
                 f"  public posts: Slack {self.slack_posts} with {self.slack_duplicates} duplicates "
-                f"(goal <= 1), Discord {self.discord_posts} with {self.discord_duplicates} duplicates "
-                f"(goal 0); {self.order_breaks} order breaks in releases",
+                f"(goal <= 1 per kill), Discord {self.discord_posts} with {self.discord_duplicates} "
+                f"duplicates (goal 0); {self.order_breaks} order breaks in releases",
                 f"  private replies repeated: {self.private_repeats}",
                 f"  longest a public post was held back by a kill: {held:.1f} s (goal <= 10)",
                 f"  restart to answering on both platforms: median {med:.1f} s, max {ready:.1f} s "
@@ -192,8 +243,6 @@ class Slack:
         self.fake = fake
         self.sim = SlackClientSim(url, fake.signing_secret, timeout=5)
         self.names: dict[str, str] = {}
-        self._ephemerals: dict[str, list[str]] = {}
-        self._read = 0
 
     async def send(self, inbound: SlackInbound) -> bool:
         resp = await self.sim.send(inbound)
@@ -267,14 +316,61 @@ class Slack:
 
         await retry(once)
 
-    def ephemerals(self, uid: str) -> list[str]:
-        """Texts of the ephemerals this person was shown, read once each (voters poll this)."""
-        new = self.fake.calls_since(self._read)
-        self._read += len(new)
-        for c in new:
-            if c.method == "chat.postEphemeral" and c.ok:
-                self._ephemerals.setdefault(str(c.get("user")), []).append(str(c.get("text")))
-        return self._ephemerals.get(uid, [])
+    def private_repeats(self) -> int:
+        """Private replies (through the outbox) one person was shown twice, word for word."""
+        shown = Counter(
+            (str(c.get("user")), json.dumps(c.blocks, sort_keys=True) + str(c.get("text")))
+            for c in self.fake.calls("chat.postEphemeral")
+            if c.ok
+        )
+        return sum(k - 1 for (user, _), k in shown.items() if user != PROBE)
+
+    # The voting deck: a card only its voter sees, replaced in place through each click's response_url.
+    def card(self, uid: str) -> Card | None:
+        """The deck card ``uid`` sees now: the newest ephemeral of theirs that is a card."""
+        for message in reversed(self.fake.ephemerals(CHANNEL, uid)):
+            seen = slack_seen(message.get("blocks"))
+            if is_card(seen.text, seen.buttons):
+                return Card(str(message["ts"]), seen.text, dict(seen.buttons), message)
+        return None
+
+    async def open_deck(self, uid: str) -> None:
+        """Click "Vote" on the newest post that has it; until a card shows (or no answer came)."""
+        found = next(
+            (
+                (m, action_id)
+                for m in reversed(self.fake.messages(CHANNEL))
+                for _label, action_id in slack_seen(m.get("blocks")).buttons
+                if action_id.endswith(":deck")
+            ),
+            None,
+        )
+        if found is None:
+            return
+        message, action_id = found
+        inbound = self.fake.payloads.block_actions(
+            action_id, action_id, user_id=uid, user_name=uid.lower(), channel_id=CHANNEL,
+            message_ts=message["ts"], message=message,
+        )  # fmt: skip
+        await self.answered(uid, None, inbound)
+
+    async def press(self, uid: str, card: Card, action_id: str) -> None:
+        """A button of the card ``uid`` sees; until the card changes (or this click got no answer)."""
+        inbound = self.fake.payloads.block_actions(
+            action_id, action_id, user_id=uid, user_name=uid.lower(), channel_id=CHANNEL,
+            message_ts=card.key, message=card.raw, is_ephemeral=True,
+        )  # fmt: skip
+        await self.answered(uid, card, inbound)
+
+    async def answered(self, uid: str, card: Card | None, inbound: SlackInbound) -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            if not await self.send(inbound):
+                return  # no acknowledgement: the process is down
+            deadline = time.monotonic() + ANSWER_WAIT
+            while time.monotonic() < deadline:
+                if self.card(uid) != card:
+                    return
+                await asyncio.sleep(0.05)
 
     def buttons(self, pattern: str) -> list[str]:
         out = []
@@ -290,6 +386,7 @@ class Discord:
     def __init__(self, fake: FakeDiscord, users: dict[str, p.JSON]) -> None:
         self.fake = fake
         self.users = users
+        self.decks: dict[str, str] = {}  # who -> the id of their deck card
 
     async def interact(self, payload: p.JSON, timeout: float = 4.0) -> InteractionRecord | None:
         try:
@@ -334,7 +431,46 @@ class Discord:
             for m in self.fake.channel_messages(cid)
             if m["author"]["id"] == self.fake.bot_user["id"]
             and not m.get("interaction_metadata")
+            and not m["flags"] & p.FLAG_EPHEMERAL
             and m.get("webhook_id") is None
+        ]
+
+    # The voting deck: an ephemeral card, updated in place by each click's interaction callback.
+    def card(self, who: str) -> Card | None:
+        """``who``'s deck card as they see it now (None: none, or it says something else)."""
+        message = self.fake.messages.get(self.decks.get(who, ""))
+        if message is None:
+            return None
+        buttons = {c["label"]: c["custom_id"] for row in message["components"] for c in row["components"]}
+        if not is_card(str(message["content"]), buttons.items()):
+            return None
+        return Card(str(message["id"]), str(message["content"]), buttons, message)
+
+    async def open_deck(self, who: str) -> None:
+        """Click "Vote" on the newest public post that has it: the card is the answer, a new
+        ephemeral message (none if no answer came)."""
+        for message in reversed(self.public()):
+            action = next((i for i in self.custom_ids(message) if i.endswith(":deck")), None)
+            if action is not None:
+                rec = await self.interact(self.fake.click(action, message, user=self.users[who]), ANSWER_WAIT)
+                if rec is not None and rec.original is not None:
+                    self.decks[who] = str(rec.original["id"])
+                return
+
+    async def press(self, who: str, card: Card, action_id: str) -> None:
+        """A button of ``who``'s card; until the card changes (or this click got no answer)."""
+        rec = await self.interact(self.fake.click(action_id, card.raw, user=self.users[who]), ANSWER_WAIT)
+        if rec is None:
+            return
+        if rec.callback_type == 4 and rec.original is not None:  # a new card (not expected)
+            self.decks[who] = str(rec.original["id"])
+        with contextlib.suppress(TimeoutError):  # deferred: the card follows as an edit
+            await self.fake.wait_until(lambda: self.card(who) != card or None, ANSWER_WAIT, "the next card")
+
+    @staticmethod
+    def custom_ids(message: p.JSON) -> list[str]:
+        return [
+            c["custom_id"] for row in message.get("components") or [] for c in row.get("components") or []
         ]
 
 
@@ -356,8 +492,12 @@ def discord_world(voters: int) -> tuple[list[p.JSON], dict[str, p.JSON]]:
 
 
 class Run:
-    def __init__(self, url: str, workdir: Path, *, kills: int, voters: int, ideas: int, seed: int) -> None:
+    def __init__(
+        self, url: str, workdir: Path, *, kills: int, voters: int, ideas: int, seed: int, limit: float
+    ) -> None:
         self.url = url
+        self.limit = limit  # seconds for the whole round, else it fails saying where it stalled
+        self.step = "the start"
         self.workdir = workdir
         self.kills = kills
         self.voters = voters
@@ -366,7 +506,8 @@ class Run:
         self.figures = Figures()
         self.engine: AsyncEngine = make_engine(url)
         self.watchers: list[asyncio.Task[float]] = []
-        self._messages: dict[str, p.JSON] = {}
+        self.acknowledged: Counter[tuple[int, str]] = Counter()  # (idea, choice): votes acknowledged
+        self.doing: dict[str, str] = {}  # voter -> where they are (said if the run stalls)
 
     async def scalar(self, sql: str, **params: Any) -> Any:
         async with self.engine.connect() as conn:
@@ -383,9 +524,7 @@ class Run:
         started = time.monotonic()
 
         async def slack_ok() -> bool | None:
-            inbound = self.fake_slack.payloads.slash_command(
-                text="help", user_id="U0PROBE", channel_id=CHANNEL
-            )
+            inbound = self.fake_slack.payloads.slash_command(text="help", user_id=PROBE, channel_id=CHANNEL)
             return True if await self.slack.send(inbound) else None
 
         async def discord_ok() -> bool | None:
@@ -459,57 +598,46 @@ class Run:
 
     # -- votes
 
-    async def vote(self, who: str, number: int, choice: str) -> bool:
-        action = f"cv:{self.round_id}:v:{number}:{choice}"
-        for _attempt in range(40):
-            if who.startswith("U0"):
-                marker = f"Idea {number} is recorded"
-                before = sum(marker in e for e in self.slack.ephemerals(who))
-                inbound = self.fake_slack.payloads.block_actions(
-                    action, action, user_id=who, user_name=who.lower(), channel_id=CHANNEL
-                )
-                with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                    if await self.slack.send(inbound):
-                        deadline = time.monotonic() + 4
-                        while time.monotonic() < deadline:
-                            if sum(marker in e for e in self.slack.ephemerals(who)) > before:
-                                return True
-                            await asyncio.sleep(0.05)
-            else:
-                message = self.release_message(action)
-                if message is not None:
-                    rec = await self.discord.interact(
-                        self.fake_discord.click(action, message, user=self.users[who])
-                    )
-                    if rec is not None and await self.discord.followed_up(rec):
-                        return True
-            await asyncio.sleep(0.2)
-        return False
-
-    def release_message(self, action: str) -> p.JSON | None:
-        """The post carrying a vote button (looked up once: the fake keeps every message)."""
-        if action not in self._messages:
-            found = self.fake_discord.find_message(action)
-            if found is None:
-                return None
-            self._messages[action] = found
-        return self._messages[action]
-
     async def voter(self, who: str, choices: dict[int, str], pace: float) -> None:
-        numbers = list(choices)
-        self.rng.shuffle(numbers)
-        for n in numbers:
-            await asyncio.sleep(self.rng.uniform(0, 2 * pace))
-            if await self.vote(who, n, choices[n]):
-                self.figures.votes_acknowledged += 1
+        """Vote on every idea through the deck, as a person does: open it, press the choice for the
+        idea on the card, and read the next card. A click whose answer never came (the process died)
+        is pressed again from the card still shown. A vote is acknowledged when a card said it is
+        recorded (or, for a click pressed again, that it already was)."""
+        deck: Slack | Discord = self.slack if who.startswith("U0") else self.discord
+        acknowledged: set[int] = set()
+        already: set[int] = set()
+        pressed: int | None = None
+        for step in range(40 * (len(choices) + 1)):
+            card = deck.card(who)
+            self.doing[who] = f"step {step}: card {card and card.idea()} ({len(acknowledged)} acknowledged)"
+            if card is None:
+                await deck.open_deck(who)
+                await asyncio.sleep(0.2)
+                continue
+            acknowledged.update(int(n) for n in ACKNOWLEDGED.findall(card.text))
+            already.update(int(n) for n in ALREADY.findall(card.text))
+            idea = card.idea()
+            if idea is None:
+                break  # "You have voted on every idea"
+            if idea != pressed:  # a new card: think a little; a click that got no answer goes again
+                await asyncio.sleep(self.rng.uniform(0, 2 * pace))
+            else:
+                self.figures.clicks_again += 1
+                await asyncio.sleep(1.0)
+            pressed = idea
+            await deck.press(who, card, card.vote(choices[idea]))
+        del self.doing[who]
+        for n in acknowledged:
+            self.acknowledged[(n, WORDS[choices[n]])] += 1
+        self.figures.found_recorded += len(already)
 
-    async def killer(self, kills: int, stop: asyncio.Event) -> None:
+    async def killer(self, kills: int, voting: asyncio.Event) -> None:
+        """``kills`` kills, one every 0.8 to 2 s after the last restart: while people vote, and any
+        left when the last voter is done right after (so a run always has its kills)."""
         for _ in range(kills):
-            try:
-                await asyncio.wait_for(stop.wait(), self.rng.uniform(0.8, 2.0))
-                return
-            except TimeoutError:
-                await self.kill_and_restart()
+            await asyncio.sleep(self.rng.uniform(0.8, 2.0))
+            self.figures.kills_while_voting += voting.is_set()
+            await self.kill_and_restart()
 
     # -- the round
 
@@ -558,16 +686,24 @@ class Run:
             self.discord = Discord(fake_discord, self.users)
             await self.convene.start()
             try:
-                await self.answering()
-                async with asyncio.timeout(900):  # never hang silently: a stuck run says so
+                # Never hang silently: a stuck run says where it was.
+                async with asyncio.timeout(self.limit):
+                    await self.answering()
                     await self.round(slack_users, discord_users)
-                await self.delivered()
-                for w in self.watchers:
-                    self.figures.held.append(await w)
+                    self.step = "the last public posts"
+                    await self.delivered()
+                    for w in self.watchers:
+                        self.figures.held.append(await w)
+            except TimeoutError as err:
+                voting = "".join(f"\n  {who}: {doing}" for who, doing in sorted(self.doing.items()))
+                stalled = f"the run stalled at {self.step} (limit {self.limit:.0f} s)"
+                raise TimeoutError(stalled + voting) from err
             finally:
+                for w in self.watchers:
+                    w.cancel()
                 await self.convene.stop()
                 await self.slack.sim.close()
-            self.count_posts(slack_users)
+            self.count_posts()
         text_log = self.convene.log_text()
         self.figures.took_back = text_log.count("took back")
         self.figures.resent = text_log.count("re-sending outbox row")
@@ -578,6 +714,7 @@ class Run:
 
     async def round(self, slack_users: list[str], discord_users: list[str]) -> None:
         slack, discord = self.slack, self.discord
+        self.step = "the start of the round"
         await slack.form(
             CONVENER,
             "start",
@@ -585,13 +722,16 @@ class Run:
         )
         self.round_id = str(await self.scalar("select id from rounds"))
         code = str(await self.scalar("select join_code from rounds"))
+        self.step = "the link"
         await discord.slash("owner", "link", {"code": code})
         await self.delivered()
         contributors = slack_users[: self.ideas // 2] + discord_users[: self.ideas - self.ideas // 2]
+        self.step = "the joins"
         for uid in slack_users:
             await slack.form(uid, "join", {"sector": self.rng.choice(SECTORS)})
         for who in discord_users:
             await discord.form(who, f"cv:{self.round_id}:join", {"sector": [self.rng.choice(SECTORS)]})
+        self.step = "the contributions"
         for i, who in enumerate(contributors):
             idea = f"Idea text {i}: make the streets safer in way {i}"
             if who.startswith("U0"):
@@ -601,23 +741,42 @@ class Run:
         ideas = int(await self.scalar("select count(*) from ideas"))
 
         # Release, killed while it is being posted.
+        self.step = "the release"
         await self.advance("vote")
         await self.kill_soon(0.3)
         await self.delivered()
 
         # Votes, with kills at random moments.
+        self.step = "the votes"
         people = slack_users + discord_users
         choices = {who: {n: self.rng.choice("adp") for n in range(1, ideas + 1)} for who in people}
         self.figures.votes_intended = sum(len(c) for c in choices.values())
         in_votes = max(0, self.kills - 4)
-        stop = asyncio.Event()
-        killer = asyncio.create_task(self.killer(in_votes, stop))
+        voting = asyncio.Event()
+        voting.set()
         pace = max(0.2, in_votes * 3.5 / max(1, ideas))
-        await asyncio.gather(*(self.voter(who, choices[who], pace) for who in people))
-        stop.set()
-        await killer
-        words = {"a": "agree", "d": "disagree", "p": "pass"}
-        intended = Counter((n, words[c]) for per in choices.values() for n, c in per.items())
+        killer = asyncio.create_task(self.killer(in_votes, voting))
+        ballots = asyncio.gather(*(self.voter(who, choices[who], pace) for who in people))
+
+        def over(done: asyncio.Future[Any]) -> None:
+            voting.clear()
+            if not done.cancelled():
+                done.exception()  # raised below, if the run goes on; never "never retrieved"
+
+        ballots.add_done_callback(over)
+        try:
+            # A restart that never answers fails the run now, not after every voter gave up.
+            racing: set[asyncio.Future[Any]] = {killer, ballots}
+            await asyncio.wait(racing, return_when=asyncio.FIRST_EXCEPTION)
+            for task in racing:
+                if task.done():
+                    task.result()
+            await ballots
+            await killer
+        finally:
+            killer.cancel()
+            ballots.cancel()
+        intended = Counter((n, WORDS[c]) for per in choices.values() for n, c in per.items())
         stored = Counter(
             {
                 (int(n), str(c)): int(k)
@@ -627,11 +786,13 @@ class Run:
                 )
             }
         )
+        self.figures.votes_acknowledged = sum(self.acknowledged.values())
         self.figures.votes_stored = sum(stored.values())
-        self.figures.votes_lost = sum(max(0, k - stored[key]) for key, k in intended.items())
+        self.figures.votes_lost = sum(max(0, k - stored[key]) for key, k in self.acknowledged.items())
         self.figures.votes_extra = sum(max(0, k - intended[key]) for key, k in stored.items())
 
         # The tally (results and chart), killed while it is being posted.
+        self.step = "the tally"
         await self.advance("goals")
         await self.kill_soon(0.3)
         await self.delivered()
@@ -646,18 +807,22 @@ class Run:
             "deadline": "2027-09-01",
             "pilot": "no",
         }
+        self.step = "the goal"
         await slack.form(CONVENER, "", goal, button=slack.buttons(r":goal:\d+$")[0])
         await self.advance("actions")
         await self.delivered()
+        self.step = "the action"
         await slack.form(
             CONVENER, "action 1", {"goal": "1", "title": "Map the routes", "owner": "", "due": "2027-01-31"}
         )
         await self.delivered()
         # "I'll take this" on Discord: the action card is edited in both channels, then a kill.
+        self.step = "the take"
         await self.take(discord_users[0])
         await self.kill_soon(0.1)
         await self.delivered()
         # The close and its summary, killed while it is being posted.
+        self.step = "the close"
         await retry(self.close)
         await self.kill_soon(0.3)
         await self.delivered()
@@ -687,7 +852,7 @@ class Run:
             await asyncio.sleep(0.05)
         return None
 
-    def count_posts(self, slack_users: list[str]) -> None:
+    def count_posts(self) -> None:
         f = self.figures
         posts = [c for c in self.fake_slack.calls("chat.postMessage") if c.ok and c.get("channel") == CHANNEL]
         keys = [json.dumps(c.blocks, sort_keys=True) + str(c.get("text")) for c in posts]
@@ -710,10 +875,7 @@ class Run:
                     if int(n) not in seen:
                         seen.append(int(n))
             f.order_breaks += sum(1 for a, b in itertools.pairwise(seen) if b < a)
-        repeats = 0
-        for uid in slack_users:
-            texts = self.slack.ephemerals(uid)
-            repeats += sum(k - 1 for k in Counter(t for t in texts if "is recorded" in t).values())
+        repeats = self.slack.private_repeats()
         for rec in self.fake_discord.interactions.values():
             repeats += max(0, len(rec.followups) - 1)
         f.private_repeats = repeats
@@ -748,11 +910,13 @@ async def database(url: str | None, workdir: Path) -> AsyncIterator[str]:
             await conn.close()
 
 
-async def measure(url: str | None, *, kills: int, voters: int, ideas: int, seed: int) -> tuple[Figures, str]:
+async def measure(
+    url: str | None, *, kills: int, voters: int, ideas: int, seed: int, limit: float = 1800
+) -> tuple[Figures, str]:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         async with database(url, workdir) as db:
-            run = Run(db, workdir, kills=kills, voters=voters, ideas=ideas, seed=seed)
+            run = Run(db, workdir, kills=kills, voters=voters, ideas=ideas, seed=seed, limit=limit)
             figures = await run.play()
         backend = make_url(normalise_url(db)).get_backend_name()
     return figures, backend
@@ -765,9 +929,17 @@ def main() -> None:
     parser.add_argument("--voters", type=int, default=50)
     parser.add_argument("--ideas", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--limit", type=float, default=1800, help="seconds before a stalled run fails")
     args = parser.parse_args()
     figures, backend = asyncio.run(
-        measure(args.database_url, kills=args.kills, voters=args.voters, ideas=args.ideas, seed=args.seed)
+        measure(
+            args.database_url,
+            kills=args.kills,
+            voters=args.voters,
+            ideas=args.ideas,
+            seed=args.seed,
+            limit=args.limit,
+        )
     )
     print(figures.report(backend))
 

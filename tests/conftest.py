@@ -69,6 +69,14 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     eng = make_engine(db_url)
     await reset_schema(eng)
     yield eng
+    # Every app made on this engine stops as a process would, whatever the test closed: a relay left
+    # running keeps its worker identity (`bot.service.workers`) held in this process and, on
+    # PostgreSQL, locked until its connection is garbage-collected, so a later test's relay would get
+    # another name than a process restarting after a crash (each run has one PostgreSQL database).
+    from tests.harness import OPEN
+
+    for h in [h for h in OPEN if h.app.engine is eng]:
+        await h.close()
     await eng.dispose()
 
 

@@ -70,6 +70,10 @@ class Harness:
         """What a clean shutdown does: the ballot queue stops and the relay frees its worker identity."""
         await self.app.core.ingest.aclose()
         await self.app.relay.aclose()
+        OPEN[:] = [h for h in OPEN if h is not self]
+
+
+OPEN: list[Harness] = []  # harnesses not closed yet: the engine fixture closes them
 
 
 async def make_harness(
@@ -83,4 +87,6 @@ async def make_harness(
     )
     app.core.rng = random.Random(1)
     driver = ConsoleDriver(app, ports, ["maya", "ade"])
-    return Harness(app, driver, ports, clock, keys)
+    h = Harness(app, driver, ports, clock, keys)
+    OPEN.append(h)
+    return h

@@ -1073,13 +1073,11 @@ class FakeDiscord:
         elif cb_type == 7:
             # UPDATE_MESSAGE: the message clicked (for an ephemeral one, as only its user sees it)
             # is updated in place; it stays ephemeral whatever flags the update sends.
-            base: JSON = self.messages.get(rec.payload["message"]["id"]) or rec.payload["message"]
-            message = self._edit(dict(base), data)
+            message = self._edit(dict(self._clicked(rec)), data)
         elif cb_type == 6 and itype == p.MESSAGE_COMPONENT:
             # DEFERRED_UPDATE_MESSAGE: the clicked message is the original response, edited later
             # through PATCH .../messages/@original.
-            clicked = rec.payload["message"]
-            rec.original = self.messages.setdefault(clicked["id"], clicked)
+            rec.original = self._clicked(rec)
         if message is not None:
             rec.original = message
             self.messages[message["id"]] = message
@@ -1094,6 +1092,19 @@ class FakeDiscord:
             )
             result["resource"]["message"] = message
         return self._answer(call, result)
+
+    def _clicked(self, rec: InteractionRecord) -> JSON:
+        """The message a component interaction came from, as Discord knows it: the one stored, else the
+        frame's. Discord always knows which message was clicked: a (fuzzed) frame whose message has no
+        id or flags gets a stand-in, so the answer stays whole (as in `_interaction_message`)."""
+        msg: Any = rec.payload.get("message")
+        mid = msg.get("id") if isinstance(msg, dict) else None
+        if isinstance(mid, str) and mid in self.messages:
+            return self.messages[mid]
+        if not isinstance(mid, str) or not isinstance(msg.get("flags"), int):
+            msg = p.message(channel_id=str(self.channel["id"]), author=self.bot_user)
+        clicked: JSON = self.messages.setdefault(msg["id"], msg)
+        return clicked
 
     def _webhook_record(self, call: RestCall, params: dict[str, str]) -> InteractionRecord | web.Response:
         rec = self._by_token.get(params["token"])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import OutboxConfig
@@ -26,6 +26,7 @@ from bot.messages import Message, Part
 from bot.persistence.tables import ConversationRow, OutboxRow, RoundRow
 from bot.ports import Clock, DeliveryError, FixedClock, SystemClock
 from bot.prompts import PromptKey
+from bot.service import workers
 from bot.service.outbox import private_row, public_row, requeue_conversation, take_stalls
 from bot.service.relay import OutboxRelay
 from tests.core import story
@@ -163,6 +164,33 @@ def run_child(db_url: str, log: Path, kill_after: int, worker_id: str | None = N
     assert child.returncode == -9, child.stderr.decode()[-2000:]
 
 
+async def until_gone(w: World, worker_id: str, timeout: float = 10.0) -> None:
+    """Until the database knows the killed worker is gone, as it does before any restart: at once on
+    SQLite (the kernel drops the flock with the process); on PostgreSQL once the server's backend
+    for the killed process has read its closed socket and exited, dropping its advisory lock, which
+    under load takes a moment."""
+    if w.h.app.engine.dialect.name != "postgresql":
+        return
+    held = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = :a AND objid = :b"
+        " AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    params = {"a": workers.WORKER_LOCK_CLASS, "b": workers.worker_key(worker_id)}
+    async with asyncio.timeout(timeout):
+        while True:
+            async with w.h.app.engine.connect() as conn:
+                if not await conn.scalar(held, params):
+                    return
+            await asyncio.sleep(0.02)
+
+
+async def dead_worker(w: World) -> str:
+    """The worker id the killed process held its rows under."""
+    owners = await w.scalar("select count(distinct claimed_by) from outbox where status = 'in_flight'")
+    assert owners == 1, owners
+    return str(await w.scalar("select min(claimed_by) from outbox where status = 'in_flight'"))
+
+
 @pytest.mark.parametrize("kill_after", [3, 14])
 async def test_a_crash_repeats_at_most_the_post_in_flight_and_the_restart_takes_back_its_rows_at_once(
     world: World, db_url: str, tmp_path: Path, kill_after: int, caplog: pytest.LogCaptureFixture
@@ -175,6 +203,8 @@ async def test_a_crash_repeats_at_most_the_post_in_flight_and_the_restart_takes_
     run_child(db_url, log, kill_after)
     held = await w.scalar("select count(*) from outbox where status = 'in_flight'")
     assert held, "the process died holding rows"
+    dead = await dead_worker(w)
+    await until_gone(w, dead)
 
     caplog.set_level(logging.INFO, "convene.relay")
     fake = FilePlatform(log)
@@ -182,6 +212,7 @@ async def test_a_crash_repeats_at_most_the_post_in_flight_and_the_restart_takes_
     assert before == kill_after
     started = asyncio.get_running_loop().time()
     relay = w.relay(fake, SystemClock())  # same host, the slot is free again: the same worker id
+    assert await relay.start() == dead, "another relay identity is still held in this process or database"
     await relay.drain()
     assert asyncio.get_running_loop().time() - started < 5, "no waiting for the 60 s lease"
     assert "took back" in caplog.text
@@ -208,6 +239,7 @@ async def test_a_worker_gone_is_taken_over_by_another_at_once_on_postgres_else_a
     await w.queue(range(1, 7))
     log = tmp_path / "platform.jsonl"
     run_child(db_url, log, 2, worker_id="worker-a")
+    await until_gone(w, "worker-a")
     fake = FilePlatform(log)
     clock = FixedClock(dt.datetime.now(dt.UTC))
     other = w.relay(fake, clock, worker_id="worker-b")

@@ -295,6 +295,32 @@ async def test_component_update_and_deferred_update(fake_discord: FakeDiscord, r
         assert (await second.callback()) == {"type": 6}
 
 
+@pytest.mark.parametrize("answer", [{"type": 6}, {"type": 7, "data": {"content": "updated"}}])
+async def test_a_click_whose_frame_lost_its_message_id_is_still_answered(
+    fake_discord: FakeDiscord, run_client: RunClient, answer: dict[str, Any]
+) -> None:
+    """Discord always knows which message was clicked, so a (fuzzed) frame without its message's id
+    gets its update accepted once: a 500 would make discord.py send it again and read the second
+    answer's 40060 ("already acknowledged") as a failure."""
+    forged = p.message(
+        channel_id=fake_discord.channel["id"],
+        author=fake_discord.bot_user,
+        components=[p.action_row(p.button("nobody:listens"))],
+    )
+    payload = fake_discord.click("nobody:listens", forged)
+    del payload["message"]["id"]
+    async with run_client(discord.Client(**client_kwargs())), aiohttp.ClientSession() as http:
+        rec = await fake_discord.interact(payload)
+        url = f"{fake_discord.rest_base}/interactions/{rec.id}/{rec.token}/callback"
+        async with http.post(url, json=answer) as resp:
+            assert resp.status == 204
+    assert rec.response == answer
+    assert rec.original is not None
+    assert rec.original["id"] in fake_discord.messages
+    if answer["type"] == 7:
+        assert rec.original["content"] == "updated"
+
+
 # ---------------------------------------------------------------------- reliability
 
 
