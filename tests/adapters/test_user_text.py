@@ -45,7 +45,7 @@ def test_no_template_lets_user_text_become_live_on_either_platform(value: str, t
 
 
 @pytest.mark.parametrize("template", TEMPLATES)
-def test_every_template_with_every_fragment_in_every_slot(template: str) -> None:
+def test_B3_every_template_with_every_fragment_in_every_slot(template: str) -> None:
     """Each template (one added later too: a slot `params` does not fill fails here) with the whole
     injection matrix at once in every slot where people's text lands."""
     assert problems("\n".join(FRAGMENTS), frozenset({template})) == []
@@ -74,7 +74,7 @@ def test_user_text_reads_as_typed_on_both_platforms(value: str) -> None:
 
 
 @pytest.mark.parametrize("idea", ["*Idea 9*", "**Idea 9**", "__Idea 9__", "# Idea 9", "> Idea 9 (official)"])
-def test_an_idea_cannot_look_like_the_bots_own_label(idea: str) -> None:
+def test_B3_an_idea_cannot_look_like_the_bots_own_label(idea: str) -> None:
     for value in (idea, canonical_text(idea)):
         got = posted(Message((Part(PromptKey.RELEASE_IDEA, {"label": 3, "text": value}),)))
         [(_text, blocks)] = got.slack
@@ -116,7 +116,7 @@ def test_a_deck_card_fits_one_discord_message_and_only_the_idea_is_shortened(ide
     assert "\ufdd1" not in card.content
 
 
-def test_every_masked_link_is_escaped_on_discord() -> None:
+def test_B3_every_masked_link_is_escaped_on_discord() -> None:
     idea = "See [the council plan](https://council.example) and [sign here](https://evil.example/phish) today"
     for value in (idea, canonical_text(idea)):
         [body] = posted(Message((Part(PromptKey.RELEASE_IDEA, {"label": 1, "text": value}),))).discord

@@ -29,7 +29,7 @@ SAME_IDEA = [
 
 
 @pytest.mark.parametrize(("slack", "discord"), SAME_IDEA)
-def test_an_idea_reads_the_same_whichever_platform_it_was_typed_on(slack: str, discord: str) -> None:
+def test_A4_an_idea_reads_the_same_whichever_platform_it_was_typed_on(slack: str, discord: str) -> None:
     assert canonical_text(slack) == canonical_text(discord)
 
 
