@@ -123,7 +123,8 @@ class ConvenerCheck:
 
     They are conveners in one workspace only: ``conveners.team_id``, else the workspace of the
     installation answering the request (single-token mode: the token's). A Slack user id means
-    nothing in another workspace, so one that happens to equal a listed id there is nobody."""
+    nothing in another workspace, so one that happens to equal a listed id there is nobody. With
+    OAuth, the person who installed the app in a workspace is a convener there too."""
 
     def __init__(
         self, config: SlackConfig, client: AsyncWebClient, ttl: float = 300.0, tokens: Tokens | None = None
@@ -137,8 +138,11 @@ class ConvenerCheck:
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
 
     async def __call__(self, team: str, user_id: str, installed: str | None = None) -> bool:
-        home = self.team_id or installed
-        if home is None or team != home:
+        if installed is None or team != installed:
+            return False  # a person of another workspace than the installation answering
+        if isinstance(self.tokens, InstallationStore) and await self._installer(team) == user_id:
+            return True  # OAuth mode: who installed the app convenes in their workspace
+        if self.team_id is not None and team != self.team_id:
             return False
         if user_id in self.user_ids:
             return True
@@ -146,6 +150,15 @@ class ConvenerCheck:
             if user_id in await self._group(team, group):
                 return True
         return False
+
+    async def _installer(self, team: str) -> str | None:
+        assert isinstance(self.tokens, InstallationStore)
+        try:
+            found = await self.tokens.async_find_installation(enterprise_id=None, team_id=team)
+        except Exception as err:
+            log.warning("slack: the installation could not be read: %s", type(err).__name__)
+            return None
+        return found.user_id if found is not None else None
 
     async def _group(self, team: str, group: str) -> frozenset[str]:
         now = time.monotonic()
