@@ -116,16 +116,21 @@ def register_uninstall(bolt: AsyncApp, store: InstallationStore) -> None:
     gone): the workspace's installation is deleted and its conversations marked gone. A workspace
     whose only user tokens were revoked keeps its bot: nothing changes."""
 
+    handlers = bolt.convene_handlers  # type: ignore[attr-defined]  # counts work in flight
+
     async def remove(body: Mapping[str, Any]) -> None:
         team = body.get("team_id")
         enterprise = body.get("enterprise_id")
         if not isinstance(team, str) or not team:
             log.info("refused an uninstall event with no team id")
             return
+        handlers.enter()
         try:
             await store.remove(enterprise if isinstance(enterprise, str) and enterprise else None, team)
         except Exception as err:
             log.error("slack: removing an installation failed: %s", fault(err))
+        finally:
+            handlers.leave()
 
     @bolt.event("app_uninstalled")
     async def on_uninstalled(ack: Any, body: dict[str, Any]) -> None:

@@ -221,7 +221,7 @@ class FakeSlackWebAPI:
         self.extra_bot_tokens: set[str] = set()  # e.g. other installations' tokens
         # OAuth: codes `grant_installation` handed out (oauth.v2.access takes each once), and the
         # workspace each installed bot token belongs to (auth.test answers with it).
-        self.oauth_codes: dict[str, tuple[SlackWorkspace, str]] = {}
+        self.oauth_codes: dict[str, tuple[SlackWorkspace, str, str]] = {}
         self.token_workspaces: dict[str, SlackWorkspace] = {}
         self.revoked_tokens: set[str] = set()  # -> "token_revoked"
         self.known_channels: set[str] | None = None if known_channels is None else set(known_channels)
@@ -624,18 +624,20 @@ class FakeSlackWebAPI:
         problems = validate_blocks(call.params.get("blocks"), max_blocks=MAX_MESSAGE_BLOCKS)
         return self._invalid("invalid_blocks", problems) if problems else None
 
-    def grant_installation(self, workspace: SlackWorkspace, bot_token: str) -> str:
-        """What Slack does when someone of ``workspace`` approves the install: a code for the app's
-        redirect URL, which ``oauth.v2.access`` exchanges (once) for ``bot_token``."""
+    def grant_installation(
+        self, workspace: SlackWorkspace, bot_token: str, installer: str = "U0INSTALLER"
+    ) -> str:
+        """What Slack does when ``installer`` of ``workspace`` approves the install: a code for the
+        app's redirect URL, which ``oauth.v2.access`` exchanges (once) for ``bot_token``."""
         code = f"code-{secrets.token_hex(8)}"
-        self.oauth_codes[code] = (workspace, bot_token)
+        self.oauth_codes[code] = (workspace, bot_token, installer)
         return code
 
     async def _oauth_v2_access(self, call: RecordedCall) -> Json:
         granted = self.oauth_codes.pop(str(call.get("code", "")), None)
         if granted is None:
             return {"ok": False, "error": "invalid_code"}
-        ws, token = granted
+        ws, token, installer = granted
         self.extra_bot_tokens.add(token)
         self.token_workspaces[token] = ws
         return {
@@ -648,7 +650,7 @@ class FakeSlackWebAPI:
             "team": {"id": ws.team_id, "name": ws.team_name},
             "enterprise": None,
             "is_enterprise_install": False,
-            "authed_user": {"id": "U0INSTALLER"},
+            "authed_user": {"id": installer},
         }
 
     async def _auth_test(self, call: RecordedCall) -> Json:
