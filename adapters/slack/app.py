@@ -616,8 +616,6 @@ def create_bolt_app(
         raise_error_for_unhandled_request=True,  # to `on_error`, instead of a warning quoting the payload
     )
     bolt.convene_handlers = h  # type: ignore[attr-defined]
-    if installations is not None:
-        oauth.register_uninstall(bolt, installations)
 
     @bolt.middleware
     async def dedupe(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
@@ -797,6 +795,8 @@ def create_bolt_app(
             return
         await h.refuse(ctx, "direct_message")
 
+    if installations is not None:  # last: bolt tries listeners in order, and clicks come first
+        oauth.register_uninstall(bolt, installations)
     return bolt
 
 
