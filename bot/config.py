@@ -221,8 +221,27 @@ DiscordId = Annotated[
 
 
 class SlackConveners(_Model):
+    # The workspace these ids belong to: a Slack user id means something only in its workspace.
+    # Single-token mode: the token's workspace when unset. OAuth mode: required with any ids.
+    team_id: SlackId | None = None
     user_ids: list[SlackId] = Field(default_factory=list)
     usergroup_ids: list[SlackId] = Field(default_factory=list)
+
+
+class SlackOAuth(_Model):
+    """Installation in many workspaces (Slack's OAuth v2): each workspace's bot token is kept in the
+    database (slack_sdk's installation store) and found from each verified request. Off: one bot
+    token from ``bot_token_env``, one workspace."""
+
+    enabled: bool = False
+    client_id_env: str = "SLACK_CLIENT_ID"
+    client_secret_env: str = "SLACK_CLIENT_SECRET"
+    scopes: list[str] | None = None  # None: the bot scopes of adapters/slack/manifest.yaml
+    install_path: str = "/slack/install"
+    redirect_path: str = "/slack/oauth_redirect"
+    redirect_uri: str | None = None  # the public URL of redirect_path, as registered with Slack
+    state_expiration_seconds: int = Field(default=600, ge=60, le=3600)
+    token_cache_seconds: float = Field(default=60.0, ge=0)  # how long a worker keeps a found token
 
 
 class SlackConfig(_Model):
@@ -234,6 +253,20 @@ class SlackConfig(_Model):
     http: HttpListen = HttpListen()
     api_base_url: str = "https://slack.com/api/"
     conveners: SlackConveners = SlackConveners()
+    oauth: SlackOAuth = SlackOAuth()
+
+    @model_validator(mode="after")
+    def _check(self) -> SlackConfig:
+        if self.oauth.enabled:
+            if self.mode != "http":
+                raise ValueError("oauth needs mode: http (Slack redirects installers to this server)")
+            c = self.conveners
+            if (c.user_ids or c.usergroup_ids) and c.team_id is None:
+                raise ValueError(
+                    "with oauth, conveners.team_id must name the workspace that conveners.user_ids "
+                    "and usergroup_ids belong to"
+                )
+        return self
 
 
 class DiscordConveners(_Model):

@@ -13,6 +13,7 @@ core's inbox), which is also what makes a modal submitted twice count once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import hashlib
 import hmac
@@ -27,12 +28,13 @@ from typing import Any, TypeGuard
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.faults import fault
 from bot.config import SlackConfig
@@ -47,6 +49,8 @@ from bot.sanitize import display_name, storable
 from bot.service.core import Convene, ServiceUnavailable
 from bot.service.textcmd import run_text
 
+from . import oauth
+from .oauth_store import InstallationStore, Tokens
 from .port import SlackChatPort, escape, literal_blocks, plain
 from .shape import PayloadShape, acked_in_socket_mode, malformed
 
@@ -82,6 +86,11 @@ class Malformed(Exception):
     """A payload without the fields Slack always sends; refused, never a traceback."""
 
 
+# The workspace whose installation answers the request being handled (bolt's authorize result: the
+# bot token's team in single-token mode, the installation found for the payload's team with OAuth).
+_INSTALLED_TEAM: contextvars.ContextVar[str | None] = contextvars.ContextVar("installed_team", default=None)
+
+
 # --- small helpers ------------------------------------------------------------------------------
 
 
@@ -110,30 +119,55 @@ class SeenIds:
 
 class ConvenerCheck:
     """Conveners named in config: user ids, or members of user groups (``usergroups.users.list``,
-    cached for ``ttl`` seconds; a failed lookup counts as "not a member" and is retried next time)."""
+    cached for ``ttl`` seconds; a failed lookup counts as "not a member" and is retried next time).
 
-    def __init__(self, config: SlackConfig, client: AsyncWebClient, ttl: float = 300.0) -> None:
+    They are conveners in one workspace only: ``conveners.team_id``, else the workspace of the
+    installation answering the request (single-token mode: the token's). A Slack user id means
+    nothing in another workspace, so one that happens to equal a listed id there is nobody. With
+    OAuth, the person who installed the app in a workspace is a convener there too."""
+
+    def __init__(
+        self, config: SlackConfig, client: AsyncWebClient, ttl: float = 300.0, tokens: Tokens | None = None
+    ) -> None:
+        self.team_id = config.conveners.team_id
         self.user_ids = frozenset(config.conveners.user_ids)
         self.groups = tuple(config.conveners.usergroup_ids)
         self.client = client
+        self.tokens = tokens
         self.ttl = ttl
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
 
-    async def __call__(self, user_id: str) -> bool:
+    async def __call__(self, team: str, user_id: str, installed: str | None = None) -> bool:
+        if installed is None or team != installed:
+            return False  # a person of another workspace than the installation answering
+        if isinstance(self.tokens, InstallationStore) and await self._installer(team) == user_id:
+            return True  # OAuth mode: who installed the app convenes in their workspace
+        if self.team_id is not None and team != self.team_id:
+            return False
         if user_id in self.user_ids:
             return True
         for group in self.groups:
-            if user_id in await self._group(group):
+            if user_id in await self._group(team, group):
                 return True
         return False
 
-    async def _group(self, group: str) -> frozenset[str]:
+    async def _installer(self, team: str) -> str | None:
+        assert isinstance(self.tokens, InstallationStore)
+        try:
+            found = await self.tokens.async_find_installation(enterprise_id=None, team_id=team)
+        except Exception as err:
+            log.warning("slack: the installation could not be read: %s", type(err).__name__)
+            return None
+        return found.user_id if found is not None else None
+
+    async def _group(self, team: str, group: str) -> frozenset[str]:
         now = time.monotonic()
         cached = self._members.get(group)
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            resp = await asyncio.wait_for(self.client.usergroups_users_list(usergroup=group), 2.0)
+            more: dict[str, Any] = {"token": await self.tokens.for_team(team)} if self.tokens else {}
+            resp = await asyncio.wait_for(self.client.usergroups_users_list(usergroup=group, **more), 2.0)
             users = resp.get("users")
             members = (
                 frozenset(u for u in users if isinstance(u, str)) if isinstance(users, list) else frozenset()
@@ -151,8 +185,9 @@ class AudienceCheck:
     channels:read / groups:read), cached for ``ttl`` seconds per channel. A failed lookup is
     "unknown" and is not cached; the core refuses what needs to know."""
 
-    def __init__(self, client: AsyncWebClient, ttl: float = 300.0) -> None:
+    def __init__(self, client: AsyncWebClient, ttl: float = 300.0, tokens: Tokens | None = None) -> None:
         self.client = client
+        self.tokens = tokens
         self.ttl = ttl
         self._known: dict[str, tuple[float, Audience]] = {}
 
@@ -165,12 +200,13 @@ class AudienceCheck:
             self._known[channel] = (time.monotonic() + self.ttl, audience)
         return audience
 
-    async def __call__(self, channel: str, timeout: float = 2.0) -> Audience:
+    async def __call__(self, channel: str, timeout: float = 2.0, *, team: str = "") -> Audience:
         known = self.known(channel)
         if known is not Audience.UNKNOWN or channel.startswith("D"):
             return known  # a DM takes no round; no im:read scope just to ask
         try:
-            resp = await asyncio.wait_for(self.client.conversations_info(channel=channel), timeout)
+            more: dict[str, Any] = {"token": await self.tokens.for_team(team)} if self.tokens else {}
+            resp = await asyncio.wait_for(self.client.conversations_info(channel=channel, **more), timeout)
             info = resp.get("channel")
         except Exception as err:
             log.warning("conversations.info failed: %s", _reason(err))
@@ -351,6 +387,7 @@ class SlackHandlers:
     seen: SeenIds
     audiences: AudienceCheck
     cards: SlackChatPort | None = None  # answers deck clicks through their response_url
+    tokens: Tokens | None = None  # OAuth mode: each workspace's bot token; None: the client's
     busy: int = 0
     _idle: asyncio.Event | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -413,7 +450,7 @@ class SlackHandlers:
             # Slash commands and clicks carry a response_url for private replies; modals and events do not.
             reply_handle=_response_url(body),
             request_id=request_id,
-            is_convener=await self.conveners(user),
+            is_convener=await self.conveners(team, user, _INSTALLED_TEAM.get()),
             audience=self.audiences.known(channel) if audience is None else audience,
         )
 
@@ -427,7 +464,10 @@ class SlackHandlers:
             return
         view = form_view(form, ctx.where.channel_id, self.core.prompts.label)
         try:
-            await self.client.views_open(trigger_id=trigger_id, view=view)
+            more: dict[str, Any] = (
+                {"token": await self.tokens.for_team(ctx.where.workspace_id)} if self.tokens else {}
+            )
+            await self.client.views_open(trigger_id=trigger_id, view=view, **more)
         except Exception as err:
             log.warning("views.open failed: %s", _reason(err))
             await self.say_privately(ctx, "form_not_opened")
@@ -437,7 +477,7 @@ class SlackHandlers:
         clicked (or adds one, for a click on a public post: a public message is never replaced).
         Without a usable response_url (none, expired, used up) it goes as a new ephemeral message."""
         if self.cards is None:
-            self.cards = SlackChatPort(self.client)
+            self.cards = SlackChatPort(self.client, tokens=self.tokens)
         rendered = self.core.prompts.render_message(card.message, escape)
         if ctx.reply_handle:
             try:
@@ -467,7 +507,7 @@ class SlackHandlers:
 
     async def say_privately(self, ctx: Context, code: str) -> None:
         """An error told directly (not through the outbox, which may be what is failing)."""
-        port = SlackChatPort(self.client, pool=False)  # a rare path: no session to close
+        port = SlackChatPort(self.client, pool=False, tokens=self.tokens)  # a rare path: no session
         try:
             await port.post_private(ctx.where, ctx.actor.user_id, self._error(code), ctx.reply_handle)
         except Exception as err:
@@ -476,7 +516,7 @@ class SlackHandlers:
     async def tell(self, body: Mapping[str, Any], code: str) -> None:
         """Tell the sender of a payload whose ids could not be read (no `Context`), where Slack gives a
         way: the payload's ``response_url``, else an ephemeral to its channel and user if those read."""
-        port = SlackChatPort(self.client, pool=False)
+        port = SlackChatPort(self.client, pool=False, tokens=self.tokens)
         url = _response_url(body)
         channel = (
             _dig(body, "channel", "id") or _dig(body, "container", "channel_id") or body.get("channel_id")
@@ -486,7 +526,8 @@ class SlackHandlers:
             if url is not None:
                 await port.respond(url, self._error(code))
             elif _readable_id(channel) and _readable_id(user):
-                where = ConversationRef(Platform.SLACK, "", channel)
+                team = _dig(body, "team", "id") or body.get("team_id")
+                where = ConversationRef(Platform.SLACK, team if _readable_id(team) else "", channel)
                 await port.post_private(where, user, self._error(code), None)
             else:
                 log.info("refused a Slack payload whose sender cannot be reached")
@@ -537,13 +578,36 @@ def create_bolt_app(
     *,
     client: AsyncWebClient,
     signing_secret: str | None = None,
+    installations: InstallationStore | None = None,
+    env: Mapping[str, str] | None = None,
+    engine: AsyncEngine | None = None,
 ) -> AsyncApp:
     """The bolt app. ``client`` carries the bot token and ``base_url=config.api_base_url`` (bolt's
     lazy ``auth.test`` goes there too). Without a signing secret (Socket Mode) request
-    verification is off; HTTP mode also verifies in front of bolt (`web_app`)."""
-    h = SlackHandlers(core, config, client, ConvenerCheck(config, client), SeenIds(), AudienceCheck(client))
+    verification is off; HTTP mode also verifies in front of bolt (`web_app`).
+
+    With ``installations`` (``slack.oauth``; ``env`` holds its client id and secret, ``engine`` the
+    database of its OAuth states), ``client`` carries no token: each request is authorized by its
+    workspace's installation, and each call goes out with that workspace's token (`oauth`)."""
+    tokens: Tokens | None = installations
+    h = SlackHandlers(
+        core,
+        config,
+        client,
+        ConvenerCheck(config, client, tokens=tokens),
+        SeenIds(),
+        AudienceCheck(client, tokens=tokens),
+        tokens=tokens,
+    )
+    settings = (
+        oauth.oauth_settings(config, env or {}, installations, engine or installations.engine)
+        if installations is not None
+        else None
+    )
     bolt = AsyncApp(
         client=client,
+        oauth_settings=settings,
+        authorize=oauth.authorize(settings, client) if settings is not None else None,  # type: ignore[arg-type]
         signing_secret=signing_secret or "",
         request_verification_enabled=signing_secret is not None,
         process_before_response=False,
@@ -582,7 +646,9 @@ def create_bolt_app(
         return acked_in_socket_mode(request, malformed())
 
     def tracked(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-        async def run(ack: AsyncAck, body: dict[str, Any]) -> None:
+        async def run(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            result = context.authorize_result
+            _INSTALLED_TEAM.set(result.team_id if result is not None else None)
             h.enter()
             try:
                 await fn(ack, body)
@@ -649,7 +715,7 @@ def create_bolt_app(
         line = text[:4000]
 
         async def work() -> None:
-            here = replace(ctx, audience=await h.audiences(ctx.where.channel_id))
+            here = replace(ctx, audience=await h.audiences(ctx.where.channel_id, team=ctx.where.workspace_id))
             form = await run_text(core, here, line)
             await h.open_form(here, form, trigger)
 
@@ -687,7 +753,9 @@ def create_bolt_app(
             await keep_open("form_unreadable")
             return
         # Before the ack, so briefly: the command that opened the form has usually cached it.
-        ctx = replace(ctx, audience=await h.audiences(ctx.where.channel_id, timeout=1.0))
+        ctx = replace(
+            ctx, audience=await h.audiences(ctx.where.channel_id, timeout=1.0, team=ctx.where.workspace_id)
+        )
         try:
             errors = await core.submit_form(ctx, view["callback_id"], values, inline_errors=True)
         except ServiceUnavailable:
@@ -727,6 +795,8 @@ def create_bolt_app(
             return
         await h.refuse(ctx, "direct_message")
 
+    if installations is not None:  # last: bolt tries listeners in order, and clicks come first
+        oauth.register_uninstall(bolt, installations)
     return bolt
 
 
@@ -820,4 +890,5 @@ def web_app(
 
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post(path, handle)
+    oauth.add_routes(app, bolt, h.config)
     return app

@@ -67,6 +67,8 @@ from bot.ports import DeliveryError
 from bot.refs import ConversationRef, Platform
 from bot.sanitize import strip_invisible
 
+from .oauth_store import NotInstalled, Tokens
+
 log = logging.getLogger("convene.slack.port")
 
 MAX_BLOCKS = 50
@@ -159,7 +161,7 @@ def make_client(
     handlers: list[AsyncRetryHandler] = (
         retry_handlers if retry_handlers is not None else [BoundedRateLimitRetryHandler()]
     )
-    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=handlers)
+    return AsyncWebClient(token=token or None, base_url=base_url, retry_handlers=handlers)
 
 
 # --- rendering ----------------------------------------------------------------------------------
@@ -329,9 +331,11 @@ class SlackChatPort:
 
     platform: Platform = Platform.SLACK
 
-    def __init__(self, client: AsyncWebClient, *, pool: bool = True) -> None:
+    def __init__(self, client: AsyncWebClient, *, pool: bool = True, tokens: Tokens | None = None) -> None:
         self.client = client
         self.pool = pool
+        # OAuth mode: each workspace's own bot token (`adapters.slack.oauth`); None: the client's token.
+        self.tokens = tokens
         self._own_session: aiohttp.ClientSession | None = None
 
     def _session(self) -> None:
@@ -353,12 +357,14 @@ class SlackChatPort:
         return escape(text)
 
     async def post(self, to: ConversationRef, message: Rendered, *, key: str | None = None) -> str:
-        return await self._post(to.channel_id, message)
+        return await self._post(to.workspace_id, to.channel_id, message)
 
     async def edit(self, to: ConversationRef, message_id: str, message: Rendered) -> None:
         """Rewrites the text (first message); an image posted with it is left as it was."""
         text, blocks = render_messages(message)[0]
-        await self._call("chat_update", channel=to.channel_id, ts=message_id, text=text, blocks=blocks)
+        await self._call(
+            "chat_update", to.workspace_id, channel=to.channel_id, ts=message_id, text=text, blocks=blocks
+        )
 
     async def post_private(
         self, to: ConversationRef, user_id: str, message: Rendered, reply_handle: str | None
@@ -369,7 +375,12 @@ class SlackChatPort:
         for text, blocks in render_messages(message):
             try:
                 await self._call(
-                    "chat_postEphemeral", channel=to.channel_id, user=user_id, text=text, blocks=blocks
+                    "chat_postEphemeral",
+                    to.workspace_id,
+                    channel=to.channel_id,
+                    user=user_id,
+                    text=text,
+                    blocks=blocks,
                 )
             except DeliveryError as err:
                 if reply_handle and err.reason in _EPHEMERAL_FALLBACK_ERRORS:
@@ -392,24 +403,25 @@ class SlackChatPort:
     async def send_direct(
         self, workspace_id: str, user_id: str, message: Rendered, *, key: str | None = None
     ) -> str:
-        opened = await self._call("conversations_open", users=user_id)
+        opened = await self._call("conversations_open", workspace_id, users=user_id)
         channel = opened.get("channel", {}).get("id") if isinstance(opened.get("channel"), dict) else None
         if not isinstance(channel, str) or not channel:
             raise DeliveryError("conversations.open returned no channel")
-        return await self._post(channel, message)
+        return await self._post(workspace_id, channel, message)
 
-    async def _post(self, channel: str, message: Rendered) -> str:
+    async def _post(self, team: str, channel: str, message: Rendered) -> str:
         """The text as one or more messages, then the image if any (module docstring); returns the
         first message's ``ts``."""
         pieces = render_messages(message)
         if message.image is None:
-            return await self._post_pieces(channel, pieces)
+            return await self._post_pieces(team, channel, pieces)
         image = message.image
-        file_id = await self._upload(image, alt_text=pieces[0][0])
-        first = await self._post_pieces(channel, pieces)
+        file_id = await self._upload(team, image, alt_text=pieces[0][0])
+        first = await self._post_pieces(team, channel, pieces)
         try:
             await self._call(
                 "files_completeUploadExternal",
+                team,
                 files=[{"id": file_id, "title": image.filename}],
                 channel_id=channel,
             )
@@ -418,18 +430,21 @@ class SlackChatPort:
             log.warning("slack: a picture could not be shared below its text (%s); left out", err.reason)
         return first
 
-    async def _post_pieces(self, channel: str, pieces: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    async def _post_pieces(
+        self, team: str, channel: str, pieces: list[tuple[str, list[dict[str, Any]]]]
+    ) -> str:
         first: str | None = None
         for text, blocks in pieces:
-            ts = await self._post_message(channel, text, blocks)
+            ts = await self._post_message(team, channel, text, blocks)
             first = first or ts
         assert first is not None
         return first
 
-    async def _upload(self, image: Attachment, *, alt_text: str) -> str:
+    async def _upload(self, team: str, image: Attachment, *, alt_text: str) -> str:
         """Steps 1 and 2 of an image post: an upload URL, then the bytes. Returns the file id."""
         data = await self._call(
             "files_getUploadURLExternal",
+            team,
             filename=image.filename,
             length=len(image.data),
             alt_txt=alt_text.strip()[:MAX_ALT_TEXT] or None,
@@ -477,9 +492,10 @@ class SlackChatPort:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    async def _post_message(self, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
+    async def _post_message(self, team: str, channel: str, text: str, blocks: list[dict[str, Any]]) -> str:
         data = await self._call(
             "chat_postMessage",
+            team,
             channel=channel,
             text=text,
             blocks=blocks,
@@ -491,9 +507,22 @@ class SlackChatPort:
             raise DeliveryError("chat.postMessage returned no ts")
         return ts
 
-    async def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(self, method: str, team: str, **kwargs: Any) -> dict[str, Any]:
+        """One Web API call in ``team``'s name: with its own bot token in OAuth mode (a workspace that
+        removed the app fails for good, with no call), else with the client's token."""
         if not kwargs.get("blocks", True):
             kwargs.pop("blocks")
+        if self.tokens is not None:
+            try:
+                kwargs["token"] = await self.tokens.for_team(team)
+            except DeliveryError:
+                raise
+            except NotInstalled:
+                raise DeliveryError(
+                    "no installation in this workspace (the app was removed)", permanent=True
+                ) from None
+            except Exception as err:  # the installation store (the database) could not be read
+                raise DeliveryError(f"installation store: {type(err).__name__}") from None
         self._session()
         try:
             response = await getattr(self.client, method)(**kwargs)

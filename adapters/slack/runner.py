@@ -24,8 +24,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import App
 from bot.config import ConfigError, SlackConfig
+from bot.ports import DeliveryError
 
 from .app import create_bolt_app, web_app
+from .oauth import make_store
 from .port import SlackChatPort, make_client
 
 log = logging.getLogger("convene.slack")
@@ -52,9 +54,26 @@ def secret(env: Mapping[str, str], name: str, what: str) -> str:
 
 
 def make_port(config: SlackConfig, env: Mapping[str, str] | None = None) -> SlackChatPort:
-    """The ChatPort for ``build_app(..., {"slack": port})``; its client uses ``api_base_url``."""
-    token = secret(os.environ if env is None else env, config.bot_token_env, "the bot token, xoxb-...")
+    """The ChatPort for ``build_app(..., {"slack": port})``; its client uses ``api_base_url``. With
+    ``slack.oauth`` it has no token of its own: `make_bolt_app` gives it the installation store, and
+    until then a delivery waits as if offline."""
+    env = os.environ if env is None else env
+    if config.oauth.enabled:
+        secret(env, config.oauth.client_id_env, "the app's client id")  # fail early, naming it
+        secret(env, config.oauth.client_secret_env, "the app's client secret")
+        return SlackChatPort(make_client("", config.api_base_url), tokens=Unbound())
+    token = secret(env, config.bot_token_env, "the bot token, xoxb-...")
     return SlackChatPort(make_client(token, config.api_base_url))
+
+
+class Unbound:
+    """OAuth mode before the installation store exists (the port is made before the database)."""
+
+    async def for_team(self, team_id: str) -> str:
+        raise DeliveryError("slack: the installation store is not ready", offline=True)
+
+    def forget(self, team_id: str) -> None:
+        return None
 
 
 def freeze_startup_heap() -> None:
@@ -68,8 +87,23 @@ def freeze_startup_heap() -> None:
 
 def make_bolt_app(app: App, config: SlackConfig, env: Mapping[str, str] | None = None) -> AsyncApp:
     env = os.environ if env is None else env
-    token = secret(env, config.bot_token_env, "the bot token, xoxb-...")
     signing = secret(env, config.signing_secret_env, "the signing secret") if config.mode == "http" else None
+    if config.oauth.enabled:
+        client_id = secret(env, config.oauth.client_id_env, "the app's client id")
+        store = make_store(config, client_id, app.engine, app.core)
+        port = app.relay.ports.get("slack")
+        if isinstance(port, SlackChatPort):
+            port.tokens = store  # the relay posts with each workspace's own token from now on
+        return create_bolt_app(
+            app.core,
+            config,
+            client=make_client("", config.api_base_url),
+            signing_secret=signing,
+            installations=store,
+            env=env,
+            engine=app.engine,
+        )
+    token = secret(env, config.bot_token_env, "the bot token, xoxb-...")
     return create_bolt_app(
         app.core, config, client=make_client(token, config.api_base_url), signing_secret=signing
     )

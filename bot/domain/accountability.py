@@ -46,13 +46,21 @@ def split_key(key: str) -> tuple[str, str, str]:
 
 
 def is_round_convener(
-    actor_key: str, flagged: bool, conveners: Collection[str], platforms: Collection[str]
+    actor_key: str, flagged: bool, conveners: Collection[str], tenants: Collection[tuple[str, str]]
 ) -> bool:
     """Outside the round's channels (a DM) a convener is one the round recorded (who started or
-    linked it), or one the adapter's config names on a platform the round runs on."""
+    linked it), or one the adapter's config names in a tenant the round runs in: ``tenants`` are the
+    round's (platform, workspace) pairs. A Slack user id means something only in its workspace, so a
+    convener named for one workspace is nobody in another; a Discord user id is global (a DM carries
+    no guild), so there the platform is enough."""
     if any(same_person(actor_key, c) for c in conveners):
         return True
-    return flagged and platform_of(actor_key) in platforms
+    if not flagged:
+        return False
+    platform, workspace, _user = split_key(actor_key)
+    if platform == "discord":
+        return any(p == platform for p, _ in tenants)
+    return (platform, workspace) in tenants
 
 
 def check_may_update(actor_key: str, owner_ref: str | None, convener: bool) -> None:

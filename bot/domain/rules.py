@@ -27,6 +27,17 @@ def is_convener(flagged_by_platform: bool, actor_key: str, round_conveners: Coll
     return flagged_by_platform or actor_key in round_conveners
 
 
+def may_link_from(round_tenants: Collection[tuple[str, str]], tenant: tuple[str, str]) -> bool:
+    """Whether a convener of ``tenant`` (platform, workspace) may link a channel to a round that runs
+    in ``round_tenants``: from the round's own workspace, or from a platform it does not run on yet
+    (one organisation's Slack and its Discord). Never from a second workspace of a platform it runs
+    on: one deployment serves many organisations, and a code seen elsewhere must not open their
+    round to another one (it is refused as an unknown code: nothing says the round exists)."""
+    if tenant in round_tenants:
+        return True
+    return all(platform != tenant[0] for platform, _ in round_tenants)
+
+
 def check_audience(audience: Audience) -> None:
     """A round runs only where its people are all of one organisation: in a channel shared with
     another one (Slack Connect) everything it posts, and who joins, is seen outside it."""

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
+    Column,
     Date,
     DateTime,
     Float,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     SmallInteger,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -102,6 +104,9 @@ class ConversationRow(Base):
     platform: Mapped[str] = mapped_column(String(16))
     workspace_id: Mapped[str] = mapped_column(String(64))
     channel_id: Mapped[str] = mapped_column(String(64))
+    # The workspace removed the app (Slack: app_uninstalled, tokens_revoked): nothing more is posted
+    # here and no stall is reported for it, until the workspace installs the app again.
+    gone: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     __table_args__ = (
         UniqueConstraint("round_id", "platform", "workspace_id", "channel_id"),
         Index("ix_round_conversations_where", "platform", "workspace_id", "channel_id"),
@@ -357,3 +362,65 @@ class InboxRow(Base):
     __tablename__ = "inbox"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date)
+
+
+# --- Slack installations (OAuth mode), in slack_sdk's own layout ------------------------------------
+# The tables of slack_sdk's SQLAlchemy installation and OAuth state stores, declared here (the core
+# imports no slack_sdk) so that migrations build them; tests/adapters/slack/test_slack_oauth.py checks
+# that they match what the installed slack_sdk declares. They hold each workspace's bot token.
+
+
+def _slack_common(prefix: str) -> list[Any]:
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("client_id", String(32), nullable=False),
+        Column("app_id", String(32), nullable=False),
+        Column("enterprise_id", String(32)),
+        Column("enterprise_name", String(200)),
+        *([Column("enterprise_url", String(200))] if prefix == "installations" else []),
+        Column("team_id", String(32)),
+        Column("team_name", String(200)),
+        Column("bot_token", String(200)),
+        Column("bot_id", String(32)),
+        Column("bot_user_id", String(32)),
+        Column("bot_scopes", String(1000)),
+        Column("bot_refresh_token", String(200)),
+        Column("bot_token_expires_at", DateTime),
+    ]
+
+
+slack_installations = Table(
+    "slack_installations",
+    Base.metadata,
+    *_slack_common("installations"),
+    Column("user_id", String(32), nullable=False),
+    Column("user_token", String(200)),
+    Column("user_scopes", String(1000)),
+    Column("user_refresh_token", String(200)),
+    Column("user_token_expires_at", DateTime),
+    Column("incoming_webhook_url", String(200)),
+    Column("incoming_webhook_channel", String(200)),
+    Column("incoming_webhook_channel_id", String(200)),
+    Column("incoming_webhook_configuration_url", String(200)),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("token_type", String(32)),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_installations_idx", "client_id", "enterprise_id", "team_id", "user_id", "installed_at"),
+)
+
+slack_bots = Table(
+    "slack_bots",
+    Base.metadata,
+    *_slack_common("bots"),
+    Column("is_enterprise_install", Boolean, default=False, nullable=False),
+    Column("installed_at", DateTime, nullable=False),
+    Index("slack_bots_idx", "client_id", "enterprise_id", "team_id", "installed_at"),
+)
+
+slack_oauth_states = Table(
+    "slack_oauth_states",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(200), nullable=False),
+    Column("expire_at", DateTime, nullable=False),
+)

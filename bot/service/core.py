@@ -25,6 +25,8 @@ from bot.keys import KeyStore
 from bot.messages import Card
 from bot.ports import Clock
 from bot.prompts import Prompts
+from bot.refs import Platform
+from bot.service import tenancy
 from bot.service.bus import Bus
 from bot.service.errors import ServiceUnavailable
 from bot.service.handlers import build_registry
@@ -136,6 +138,13 @@ class Convene:
         if error is None:
             return {}
         return await self._refusal(ctx, error, values, inline=inline_errors)
+
+    async def workspace_removed(self, platform: Platform, workspace_id: str) -> None:
+        """The workspace removed the app: its conversations take no more posts (`tenancy`)."""
+        await tenancy.workspace_removed(self.sessions, platform, workspace_id)
+
+    async def workspace_installed(self, platform: Platform, workspace_id: str) -> None:
+        await tenancy.workspace_returned(self.sessions, platform, workspace_id)
 
     async def refuse(self, ctx: Context, error: DomainError) -> None:
         """A refusal decided at the edge (text in a channel, a DM, an unreadable payload)."""

@@ -94,11 +94,14 @@ async def locate_anywhere(u: Unit, round_id: str | None) -> RoundRow:
 
 
 async def is_convener(u: Unit, rnd: RoundRow) -> bool:
-    platforms = set(
-        await u.s.scalars(select(ConversationRow.platform).where(ConversationRow.round_id == rnd.id))
+    found = await u.s.execute(
+        select(ConversationRow.platform, ConversationRow.workspace_id).where(
+            ConversationRow.round_id == rnd.id
+        )
     )
+    tenants = {(p, w) for p, w in found}
     ctx = u.actor
-    return acc.is_round_convener(ctx.actor.key(), ctx.is_convener, rnd.conveners, platforms)
+    return acc.is_round_convener(ctx.actor.key(), ctx.is_convener, rnd.conveners, tenants)
 
 
 def owned_by(column: Any, actor_key: str) -> ColumnElement[bool]:

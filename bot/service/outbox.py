@@ -18,7 +18,7 @@ from bot.persistence.tables import ConversationRow, OutboxRow
 async def linked_conversations(session: AsyncSession, round_id: str) -> list[ConversationRow]:
     rows = await session.scalars(
         select(ConversationRow)
-        .where(ConversationRow.round_id == round_id)
+        .where(ConversationRow.round_id == round_id, ConversationRow.gone.is_(False))
         .order_by(ConversationRow.platform, ConversationRow.workspace_id, ConversationRow.channel_id)
     )
     return list(rows)
@@ -121,7 +121,7 @@ async def take_stalls(session: AsyncSession, now: dt.datetime, *, after: dt.time
                 ConversationRow.channel_id == OutboxRow.channel_id,
             ),
         )
-        .where(failing)
+        .where(failing, ConversationRow.gone.is_(False))  # a removed workspace is not a stall
         .group_by(*ConversationRow.__table__.c)
         .having(func.min(OutboxRow.failing_since) <= now - after)
         .having(func.sum(case((OutboxRow.stall_noticed.is_(False), 1), else_=0)) > 0)

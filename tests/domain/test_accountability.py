@@ -39,10 +39,13 @@ def test_only_the_owner_or_a_convener_may_report_on_an_action() -> None:
 
 
 def test_conveners_in_a_dm_are_the_recorded_ones_or_config_named_on_the_rounds_platforms() -> None:
-    assert acc.is_round_convener(KIM_IN_DM, False, [KIM_IN_GUILD], {"slack"})
-    assert acc.is_round_convener(RAJ, True, [], {"slack", "discord"})
-    assert not acc.is_round_convener(RAJ, True, [], {"discord"})
-    assert not acc.is_round_convener(RAJ, False, [KIM_IN_GUILD], {"slack"})
+    assert acc.is_round_convener(KIM_IN_DM, False, [KIM_IN_GUILD], {("slack", "T-1")})
+    assert acc.is_round_convener(RAJ, True, [], {("slack", "T-1"), ("discord", "G-1")})
+    assert not acc.is_round_convener(RAJ, True, [], {("discord", "G-1")})
+    assert not acc.is_round_convener(RAJ, False, [KIM_IN_GUILD], {("slack", "T-1")})
+    # A convener named for one Slack workspace is nobody in another's round (ids are per workspace).
+    assert not acc.is_round_convener(RAJ, True, [], {("slack", "T-2")})
+    assert acc.is_round_convener(KIM_IN_DM, True, [], {("discord", "G-1")})
 
 
 def test_only_a_convener_may_cancel_and_a_made_up_status_is_refused() -> None:

@@ -101,3 +101,11 @@ def test_a_round_runs_only_where_one_organisation_reads() -> None:
     assert code(rules.check_audience, Audience.OWN) is None
     assert code(rules.check_audience, Audience.SHARED) == "shared_channel"
     assert code(rules.check_audience, Audience.UNKNOWN) == "audience_unknown"
+
+
+def test_a_round_is_linked_from_its_own_workspace_or_another_platform_never_another_workspace() -> None:
+    slack_a, slack_b, guild = ("slack", "T0A"), ("slack", "T0B"), ("discord", "1")
+    assert rules.may_link_from({slack_a}, slack_a)
+    assert rules.may_link_from({slack_a}, guild)  # one organisation's Slack and its Discord
+    assert not rules.may_link_from({slack_a}, slack_b)
+    assert not rules.may_link_from({slack_a, guild}, ("discord", "2"))

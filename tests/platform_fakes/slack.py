@@ -219,6 +219,10 @@ class FakeSlackWebAPI:
         self.signing_secret = signing_secret
         self.workspace = workspace or SlackWorkspace()
         self.extra_bot_tokens: set[str] = set()  # e.g. other installations' tokens
+        # OAuth: codes `grant_installation` handed out (oauth.v2.access takes each once), and the
+        # workspace each installed bot token belongs to (auth.test answers with it).
+        self.oauth_codes: dict[str, tuple[SlackWorkspace, str, str]] = {}
+        self.token_workspaces: dict[str, SlackWorkspace] = {}
         self.revoked_tokens: set[str] = set()  # -> "token_revoked"
         self.known_channels: set[str] | None = None if known_channels is None else set(known_channels)
         # Channels the bot is a member of (None: all). Sharing a file needs membership
@@ -255,6 +259,7 @@ class FakeSlackWebAPI:
         self._port: int | None = None
         self._handlers: dict[str, Handler] = {
             "auth.test": self._auth_test,
+            "oauth.v2.access": self._oauth_v2_access,
             "chat.postMessage": self._chat_post_message,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.update": self._chat_update,
@@ -557,7 +562,8 @@ class FakeSlackWebAPI:
                 call.response = {"ok": False, "error": "unknown_method"}
             else:
                 try:
-                    self._check_token(method, token)
+                    if method != "oauth.v2.access":  # the app's client id and secret, no token
+                        self._check_token(method, token)
                     call.response = await handler(call)
                 except _TokenError as e:
                     call.response = {"ok": False, "error": e.error}
@@ -618,8 +624,37 @@ class FakeSlackWebAPI:
         problems = validate_blocks(call.params.get("blocks"), max_blocks=MAX_MESSAGE_BLOCKS)
         return self._invalid("invalid_blocks", problems) if problems else None
 
+    def grant_installation(
+        self, workspace: SlackWorkspace, bot_token: str, installer: str = "U0INSTALLER"
+    ) -> str:
+        """What Slack does when ``installer`` of ``workspace`` approves the install: a code for the
+        app's redirect URL, which ``oauth.v2.access`` exchanges (once) for ``bot_token``."""
+        code = f"code-{secrets.token_hex(8)}"
+        self.oauth_codes[code] = (workspace, bot_token, installer)
+        return code
+
+    async def _oauth_v2_access(self, call: RecordedCall) -> Json:
+        granted = self.oauth_codes.pop(str(call.get("code", "")), None)
+        if granted is None:
+            return {"ok": False, "error": "invalid_code"}
+        ws, token, installer = granted
+        self.extra_bot_tokens.add(token)
+        self.token_workspaces[token] = ws
+        return {
+            "ok": True,
+            "access_token": token,
+            "token_type": "bot",
+            "scope": "commands,chat:write",
+            "bot_user_id": ws.bot_user_id,
+            "app_id": ws.api_app_id,
+            "team": {"id": ws.team_id, "name": ws.team_name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "authed_user": {"id": installer},
+        }
+
     async def _auth_test(self, call: RecordedCall) -> Json:
-        ws = self.workspace
+        ws = self.token_workspaces.get(call.token or "", self.workspace)
         return {
             "ok": True,
             "url": f"https://{ws.team_domain}.slack.com/",

@@ -217,6 +217,15 @@ async def link(u: Unit, cmd: c.LinkRound) -> None:
     rnd = await u.s.scalar(found) if code.isalnum() and len(code) <= 16 else None
     if rnd is None or rnd.phase not in OPEN_PHASES:
         raise DomainError("unknown_code")
+    tenants = await u.s.execute(
+        select(ConversationRow.platform, ConversationRow.workspace_id).where(
+            ConversationRow.round_id == rnd.id
+        )
+    )
+    if not rules.may_link_from(
+        {(p, w) for p, w in tenants}, (ctx.where.platform.value, ctx.where.workspace_id)
+    ):
+        raise DomainError("unknown_code")  # another organisation's round: as if there were none
     here = await queries.round_here(u.s, ctx.where)
     if here is not None:
         raise DomainError("already_linked" if here.id == rnd.id else "round_already_here")

@@ -51,6 +51,20 @@ async def test_non_convener_next_refused_privately(fake_slack: FakeSlackWebAPI, 
         assert not r.fake.calls("chat.update")
 
 
+async def test_a_convener_id_from_another_workspace_is_nobody(
+    fake_slack: FakeSlackWebAPI, tmp_path: Path
+) -> None:
+    """Single-token mode: the configured conveners are the token's workspace's. The same user id
+    arriving from another team (a shared channel, another installation) convenes nothing."""
+    async with rig(fake_slack, tmp_path) as r:
+        opened = len(r.fake.calls("views.open"))
+        await r.command("maya", "start", team_id="T0ELSEWHERE")
+        assert len(r.fake.calls("views.open")) == opened, "no start form for another workspace's Maya"
+        assert "convener" in r.ephemerals_text("maya").lower()
+        await r.command("maya", "start")
+        assert len(r.fake.calls("views.open")) == opened + 1
+
+
 async def test_usergroup_convener(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
     fake_slack.stub("usergroups.users.list", {"ok": True, "users": ["U0MAYA"]})
     async with rig(fake_slack, tmp_path, usergroup_ids=["S0CONV"]) as r:
