@@ -21,7 +21,6 @@ from bot.config import AppConfig, ConfigError, load_config
 from bot.domain.errors import DomainError
 from bot.keys import KeyUnavailable
 from bot.persistence.db import make_engine, make_sessionmaker
-from bot.persistence.migrate import upgrade
 from bot.ports import ChatPort
 from bot.prompts import Prompts
 
@@ -127,6 +126,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         _say(f"{args.file}: OK (adapters enabled: {', '.join(_enabled(cfg)) or 'none'})")
         return 0
     if cmd == "db":
+        from bot.persistence.migrate import upgrade
+
         cfg = _config(args.config)
         engine = make_engine(cfg.database.url)
         try:

@@ -22,7 +22,7 @@ from bot.keys import (
 )
 from bot.logs import install as install_log_rules
 from bot.persistence.db import make_engine, make_sessionmaker
-from bot.persistence.migrate import upgrade
+from bot.persistence.schema import is_current
 from bot.ports import ChatPort, Clock, SystemClock
 from bot.prompts import Prompts
 from bot.service.core import Convene
@@ -152,7 +152,9 @@ async def build_app(
     if keys is None:  # first: a refused key store leaves the database untouched
         keys = key_store_from_config(config)
     engine = engine or make_engine(config.database.url)
-    if migrate:
+    if migrate and not await is_current(engine):
+        from bot.persistence.migrate import upgrade  # Alembic only when there is work for it
+
         await upgrade(engine)
     sessions = make_sessionmaker(engine)
     prompts = Prompts(Path(config.prompts_dir) if config.prompts_dir else None, config.language)
