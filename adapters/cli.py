@@ -294,7 +294,7 @@ async def _run(cfg: AppConfig) -> int:
     from bot.app import build_app
     from bot.logs import configure
 
-    configure(cfg.logging.level)
+    configure(cfg.logging.level, cfg.logging.format)
     if not _enabled(cfg):
         return _fail("no adapter is enabled in the config (console, slack or discord)")
     if cfg.console.enabled and (cfg.slack.enabled or cfg.discord.enabled):
@@ -305,13 +305,16 @@ async def _run(cfg: AppConfig) -> int:
         return await run_console(cfg)
     ports: dict[str, ChatPort] = {}
     starters: dict[str, Starter] = {}
+    shared: list[Callable[[Any], None]] = []  # routes for Slack's HTTP server (ops on its port)
     if cfg.slack.enabled:
         try:
             from adapters.slack import runner as slack_runner
         except ImportError:
             return _fail("Slack is enabled but its extra is not installed: pip install 'convene[slack]'")
         ports["slack"] = slack_runner.make_port(cfg.slack)  # a missing token: ConfigError, exit 2
-        starters["slack"] = lambda app: slack_runner.run_slack(app, cfg.slack, app.stop)
+        starters["slack"] = lambda app: slack_runner.run_slack(
+            app, cfg.slack, app.stop, extra_routes=shared[0] if shared else None
+        )
     if cfg.discord.enabled:
         try:
             from adapters.discord import runner as discord_runner
@@ -320,7 +323,20 @@ async def _run(cfg: AppConfig) -> int:
         discord_runner.token_from_env(cfg.discord)  # fail early, naming the variable
         ports["discord"] = discord_runner.make_port()
         starters["discord"] = lambda app: discord_runner.run_discord(app, cfg.discord, app.stop)
-    app = await build_app(cfg, ports)
+    if cfg.ops.port is None:
+        app = await build_app(cfg, ports)
+    else:  # /healthz and /metrics
+        try:
+            from adapters import ops
+        except ImportError:
+            return _fail("ops.port needs aiohttp: pip install 'convene[slack]' or 'convene[discord]'")
+        metrics = ops.PrometheusMetrics()
+        app = await build_app(cfg, ports, metrics=metrics)
+        endpoints = ops.OpsEndpoints(app, metrics)
+        if ops.shares_slack_server(app):
+            shared.append(endpoints.add_routes)
+        else:
+            starters["ops"] = lambda app: ops.serve_ops(app, endpoints, app.stop)
     # Long-lived start-up objects (config, prompts, SDK modules) leave the garbage collector's
     # view, so full collections stay short and do not show up as ack latency.
     gc.collect()

@@ -249,6 +249,23 @@ class DiscordConfig(_Model):
     api_base_url: str | None = None
     gateway_url: str | None = None
     shard_count: int | None = Field(default=None, ge=1)
+    # The shards this worker runs, of shard_count (e.g. [0, 1] and [2, 3] on two workers); None: all.
+    shard_ids: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> DiscordConfig:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("shard_ids needs shard_count (the total over every worker)")
+        if not self.shard_ids:
+            raise ValueError("shard_ids lists no shard; leave it out to run all of them")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("shard_ids has duplicates")
+        wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if wrong:
+            raise ValueError(f"shard_ids {wrong} are outside 0..{self.shard_count - 1} (shard_count)")
+        return self
 
 
 class RetentionConfig(_Model):
@@ -261,6 +278,16 @@ class RetentionConfig(_Model):
 
 class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"  # json: one object a line, fixed keys (bot/logs.py)
+
+
+class OpsConfig(_Model):
+    """``/healthz`` and ``/metrics`` (Prometheus), served by `convene run`."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)  # None: not served
+    host: str = "127.0.0.1"
+    # /healthz answers 503 when the oldest due post has waited longer than this.
+    max_relay_lag_seconds: float = Field(default=120.0, gt=0)
 
 
 class AppConfig(_Model):
@@ -278,6 +305,7 @@ class AppConfig(_Model):
     discord: DiscordConfig = DiscordConfig()
     retention: RetentionConfig = RetentionConfig()
     logging: LoggingConfig = LoggingConfig()
+    ops: OpsConfig = OpsConfig()
 
 
 def _describe(err: ValidationError) -> str:
