@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--config", help="YAML config (default: built-in, SQLite convene.db)")
 
     run = sub.add_parser("run", help="start the adapters the config enables")
-    run.add_argument("--config", required=True)
+    run.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        help="YAML config; repeat it to lay a worker's own file (e.g. discord.shard_ids) over a shared one",
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -143,7 +148,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         return await run_console(_as_trial(_config(args.config)))
     if cmd == "run":
-        return await _run(load_config(args.config))
+        return await _run(load_config(*args.config))
     if cmd in ("erase", "purge"):
         return await _retention(args)
     if cmd == "analyze":

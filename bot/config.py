@@ -327,8 +327,31 @@ def parse_config(data: Any, *, source: str = "config") -> AppConfig:
         raise ConfigError(f"{source}: {_describe(err)}") from None
 
 
-def load_config(path: str | os.PathLike[str]) -> AppConfig:
-    """Read and validate a YAML config. Raises ConfigError; never exits the process."""
+def load_config(path: str | os.PathLike[str], *overlays: str | os.PathLike[str]) -> AppConfig:
+    """Read and validate a YAML config, and any ``overlays`` over it: a later file's mappings are
+    merged key by key, its other values replace (one shared config, one small file per worker for
+    ``discord.shard_ids``). Raises ConfigError; never exits the process."""
+    data = _read_yaml(path)
+    for overlay in overlays:
+        more = _read_yaml(overlay)
+        if more is not None and not isinstance(more, dict):
+            raise ConfigError(f"{overlay}: the top level must be a mapping of keys")
+        data = _merged(data if isinstance(data, dict) else {}, more or {})
+    source = " + ".join(str(p) for p in (path, *overlays))
+    return parse_config(data, source=source)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -340,4 +363,4 @@ def load_config(path: str | os.PathLike[str]) -> AppConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{p}: not valid YAML{where}") from None
-    return parse_config(data, source=str(p))
+    return data

@@ -56,3 +56,20 @@ async def test_two_workers_split_the_shards_and_a_guild_is_answered_by_its_shard
                 if any(f["t"] == "INTERACTION_CREATE" for f in s.log)
             }
             assert seen == {owner}
+
+
+def test_a_workers_file_laid_over_the_shared_config_sets_its_shards(tmp_path: Path) -> None:
+    from bot.config import load_config
+
+    shared = tmp_path / "convene.yaml"
+    shared.write_text("discord: {enabled: true, shard_count: 2, guild_ids: [1]}\nlogging: {format: json}\n")
+    worker = tmp_path / "worker-b.yaml"
+    worker.write_text("discord: {shard_ids: [1]}\n")
+    config = load_config(shared, worker)
+    assert config.discord.shard_ids == [1]
+    assert config.discord.shard_count == 2
+    assert config.discord.guild_ids == ["1"]
+    assert config.logging.format == "json"
+    worker.write_text("discord: {shard_ids: [2]}\n")
+    with pytest.raises(ConfigError, match=r"worker-b.yaml: discord: .*outside 0..1"):
+        load_config(shared, worker)
