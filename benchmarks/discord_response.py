@@ -193,7 +193,7 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     os.environ["DISCORD_TOKEN"] = spec["discord_token"]
     config = parse_config(
         {
-            "database": {"url": f"sqlite+aiosqlite:///{spec['db']}"},
+            "database": {"url": spec["db"]},
             "console": {"enabled": False},
             "slack": {"enabled": True, "mode": "socket", "api_base_url": spec["slack_base"]},
             "discord": {
@@ -228,14 +228,22 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _migrate(db: str) -> None:
-    """What `convene db upgrade` does before the workers start (deploy/compose.yaml)."""
+async def _prepare_db(url: str, *, migrate: bool) -> None:
+    """An empty database, then what `convene db upgrade` does before the workers start
+    (deploy/compose.yaml) when ``migrate``."""
+    from sqlalchemy import text
+
     from bot.persistence.db import make_engine
     from bot.persistence.migrate import upgrade
 
-    engine = make_engine(f"sqlite+aiosqlite:///{db}")
+    engine = make_engine(url)
     try:
-        await upgrade(engine)
+        if engine.dialect.name == "postgresql":
+            async with engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        if migrate:
+            await upgrade(engine)
     finally:
         await engine.dispose()
 
@@ -247,7 +255,7 @@ IDLE_MODES = {
 }
 
 
-async def idle_memory(idle: float) -> None:
+async def idle_memory(idle: float, database_url: str | None = None) -> None:
     from tests.platform_fakes.discord import FakeDiscord
     from tests.platform_fakes.slack import FakeSlackWebAPI
 
@@ -255,9 +263,9 @@ async def idle_memory(idle: float) -> None:
         results: dict[str, dict[str, Any]] = {}
         for mode in IDLE_MODES:
             with tempfile.TemporaryDirectory() as tmp:
-                db = str(Path(tmp) / "convene.db")
-                if mode == "convene":
-                    await _migrate(db)
+                db = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'convene.db'}"
+                if mode != "bare":
+                    await _prepare_db(db, migrate=mode == "convene")
                 spec = {
                     "mode": "bare" if mode == "bare" else "convene",
                     "idle": idle,
@@ -281,7 +289,8 @@ async def idle_memory(idle: float) -> None:
                 lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
                 results[mode] = json.loads(lines[-1]) if lines else {"rss_mib": float("nan"), "threads": 0}
         head = "Idle resident memory, one process, Discord + Slack (Socket Mode) connected"
-        print(f"{head}, after {idle:g} s idle")
+        where = "PostgreSQL" if database_url else "SQLite"
+        print(f"{head}, after {idle:g} s idle, on {where}")
         for mode, what in IDLE_MODES.items():
             r = results[mode]
             line = f"  {what:46s}: {r['rss_mib']:6.1f} MiB, {r['threads']} threads"
@@ -300,6 +309,9 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=200)
     parser.add_argument("--idle", type=float, default=5.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--database-url", help="idle memory on this database (it is emptied!); default: a SQLite file"
+    )
     args = parser.parse_args()
     if args.child:
         print(json.dumps(asyncio.run(_child(json.loads(args.child)))), flush=True)
@@ -307,7 +319,7 @@ def main() -> None:
     if args.clicks:
         asyncio.run(response_times(args.clicks))
     if args.idle:
-        asyncio.run(idle_memory(args.idle))
+        asyncio.run(idle_memory(args.idle, args.database_url))
 
 
 if __name__ == "__main__":
