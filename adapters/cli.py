@@ -21,7 +21,6 @@ from bot.config import AppConfig, ConfigError, load_config
 from bot.domain.errors import DomainError
 from bot.keys import KeyUnavailable
 from bot.persistence.db import make_engine, make_sessionmaker
-from bot.persistence.migrate import upgrade
 from bot.ports import ChatPort
 from bot.prompts import Prompts
 
@@ -65,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--config", help="YAML config (default: built-in, SQLite convene.db)")
 
     run = sub.add_parser("run", help="start the adapters the config enables")
-    run.add_argument("--config", required=True)
+    run.add_argument(
+        "--config",
+        required=True,
+        action="append",
+        help="YAML config; repeat it to lay a worker's own file (e.g. discord.shard_ids) over a shared one",
+    )
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -127,6 +131,8 @@ async def _dispatch(args: argparse.Namespace) -> int:
         _say(f"{args.file}: OK (adapters enabled: {', '.join(_enabled(cfg)) or 'none'})")
         return 0
     if cmd == "db":
+        from bot.persistence.migrate import upgrade
+
         cfg = _config(args.config)
         engine = make_engine(cfg.database.url)
         try:
@@ -142,7 +148,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
         return await run_console(_as_trial(_config(args.config)))
     if cmd == "run":
-        return await _run(load_config(args.config))
+        return await _run(load_config(*args.config))
     if cmd in ("erase", "purge"):
         return await _retention(args)
     if cmd == "analyze":
@@ -293,7 +299,7 @@ async def _run(cfg: AppConfig) -> int:
     from bot.app import build_app
     from bot.logs import configure
 
-    configure(cfg.logging.level)
+    configure(cfg.logging.level, cfg.logging.format)
     if not _enabled(cfg):
         return _fail("no adapter is enabled in the config (console, slack or discord)")
     if cfg.console.enabled and (cfg.slack.enabled or cfg.discord.enabled):
@@ -304,13 +310,16 @@ async def _run(cfg: AppConfig) -> int:
         return await run_console(cfg)
     ports: dict[str, ChatPort] = {}
     starters: dict[str, Starter] = {}
+    shared: list[Callable[[Any], None]] = []  # routes for Slack's HTTP server (ops on its port)
     if cfg.slack.enabled:
         try:
             from adapters.slack import runner as slack_runner
         except ImportError:
             return _fail("Slack is enabled but its extra is not installed: pip install 'convene[slack]'")
         ports["slack"] = slack_runner.make_port(cfg.slack)  # a missing token: ConfigError, exit 2
-        starters["slack"] = lambda app: slack_runner.run_slack(app, cfg.slack, app.stop)
+        starters["slack"] = lambda app: slack_runner.run_slack(
+            app, cfg.slack, app.stop, extra_routes=shared[0] if shared else None
+        )
     if cfg.discord.enabled:
         try:
             from adapters.discord import runner as discord_runner
@@ -319,7 +328,20 @@ async def _run(cfg: AppConfig) -> int:
         discord_runner.token_from_env(cfg.discord)  # fail early, naming the variable
         ports["discord"] = discord_runner.make_port()
         starters["discord"] = lambda app: discord_runner.run_discord(app, cfg.discord, app.stop)
-    app = await build_app(cfg, ports)
+    if cfg.ops.port is None:
+        app = await build_app(cfg, ports)
+    else:  # /healthz and /metrics
+        try:
+            from adapters import ops
+        except ImportError:
+            return _fail("ops.port needs aiohttp: pip install 'convene[slack]' or 'convene[discord]'")
+        metrics = ops.PrometheusMetrics()
+        app = await build_app(cfg, ports, metrics=metrics)
+        endpoints = ops.OpsEndpoints(app, metrics)
+        if ops.shares_slack_server(app):
+            shared.append(endpoints.add_routes)
+        else:
+            starters["ops"] = lambda app: ops.serve_ops(app, endpoints, app.stop)
     # Long-lived start-up objects (config, prompts, SDK modules) leave the garbage collector's
     # view, so full collections stay short and do not show up as ack latency.
     gc.collect()

@@ -21,8 +21,9 @@ from bot.keys import (
     load_kek,
 )
 from bot.logs import install as install_log_rules
+from bot.metrics import NO_METRICS, Metrics
 from bot.persistence.db import make_engine, make_sessionmaker
-from bot.persistence.migrate import upgrade
+from bot.persistence.schema import is_current
 from bot.ports import ChatPort, Clock, SystemClock
 from bot.prompts import Prompts
 from bot.service.core import Convene
@@ -147,12 +148,15 @@ async def build_app(
     clock: Clock | None = None,
     engine: AsyncEngine | None = None,
     migrate: bool = True,
+    metrics: Metrics = NO_METRICS,
 ) -> App:
     install_log_rules()  # libraries never log a payload, whoever configures logging
     if keys is None:  # first: a refused key store leaves the database untouched
         keys = key_store_from_config(config)
     engine = engine or make_engine(config.database.url)
-    if migrate:
+    if migrate and not await is_current(engine):
+        from bot.persistence.migrate import upgrade  # Alembic only when there is work for it
+
         await upgrade(engine)
     sessions = make_sessionmaker(engine)
     prompts = Prompts(Path(config.prompts_dir) if config.prompts_dir else None, config.language)
@@ -160,6 +164,7 @@ async def build_app(
     core = Convene(config, sessions, keys, clock, prompts)
     relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox, engine=engine)
     core.outbox_listeners.append(relay.wake)
+    core.metrics = relay.metrics = metrics
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
     if migrate:  # a deployment's database: the daily retention pass is scheduled (due now if new)
         await ensure_daily_pass(sessions, clock)

@@ -282,6 +282,23 @@ class DiscordConfig(_Model):
     api_base_url: str | None = None
     gateway_url: str | None = None
     shard_count: int | None = Field(default=None, ge=1)
+    # The shards this worker runs, of shard_count (e.g. [0, 1] and [2, 3] on two workers); None: all.
+    shard_ids: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _check_shards(self) -> DiscordConfig:
+        if self.shard_ids is None:
+            return self
+        if self.shard_count is None:
+            raise ValueError("shard_ids needs shard_count (the total over every worker)")
+        if not self.shard_ids:
+            raise ValueError("shard_ids lists no shard; leave it out to run all of them")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("shard_ids has duplicates")
+        wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+        if wrong:
+            raise ValueError(f"shard_ids {wrong} are outside 0..{self.shard_count - 1} (shard_count)")
+        return self
 
 
 class RetentionConfig(_Model):
@@ -294,6 +311,16 @@ class RetentionConfig(_Model):
 
 class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = "text"  # json: one object a line, fixed keys (bot/logs.py)
+
+
+class OpsConfig(_Model):
+    """``/healthz`` and ``/metrics`` (Prometheus), served by `convene run`."""
+
+    port: int | None = Field(default=None, ge=0, le=65535)  # None: not served
+    host: str = "127.0.0.1"
+    # /healthz answers 503 when the oldest due post has waited longer than this.
+    max_relay_lag_seconds: float = Field(default=120.0, gt=0)
 
 
 class AppConfig(_Model):
@@ -311,6 +338,7 @@ class AppConfig(_Model):
     discord: DiscordConfig = DiscordConfig()
     retention: RetentionConfig = RetentionConfig()
     logging: LoggingConfig = LoggingConfig()
+    ops: OpsConfig = OpsConfig()
 
 
 def _describe(err: ValidationError) -> str:
@@ -332,8 +360,31 @@ def parse_config(data: Any, *, source: str = "config") -> AppConfig:
         raise ConfigError(f"{source}: {_describe(err)}") from None
 
 
-def load_config(path: str | os.PathLike[str]) -> AppConfig:
-    """Read and validate a YAML config. Raises ConfigError; never exits the process."""
+def load_config(path: str | os.PathLike[str], *overlays: str | os.PathLike[str]) -> AppConfig:
+    """Read and validate a YAML config, and any ``overlays`` over it: a later file's mappings are
+    merged key by key, its other values replace (one shared config, one small file per worker for
+    ``discord.shard_ids``). Raises ConfigError; never exits the process."""
+    data = _read_yaml(path)
+    for overlay in overlays:
+        more = _read_yaml(overlay)
+        if more is not None and not isinstance(more, dict):
+            raise ConfigError(f"{overlay}: the top level must be a mapping of keys")
+        data = _merged(data if isinstance(data, dict) else {}, more or {})
+    source = " + ".join(str(p) for p in (path, *overlays))
+    return parse_config(data, source=source)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: str | os.PathLike[str]) -> Any:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -345,4 +396,4 @@ def load_config(path: str | os.PathLike[str]) -> AppConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{p}: not valid YAML{where}") from None
-    return parse_config(data, source=str(p))
+    return data

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import functools
 import hashlib
 import hmac
 import os
@@ -30,10 +31,10 @@ import random
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 
@@ -111,7 +112,15 @@ class FileKeyStore:
 
     def __init__(self, directory: str | os.PathLike[str], kek: bytes) -> None:
         self.dir = Path(directory)
-        self._aead = AESGCM(kek)
+        self._kek = kek
+
+    @functools.cached_property
+    def _aead(self) -> AESGCM:
+        # Imported at the first key used, not at start: OpenSSL's bindings are ~8 MiB of a worker
+        # that has not opened a round key yet.
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        return AESGCM(self._kek)
 
     def _path(self, round_id: str) -> Path:
         return self.dir / f"{_check_round_id(round_id)}.key"
@@ -147,6 +156,8 @@ class FileKeyStore:
             wrapped = path.read_bytes()
         except FileNotFoundError:
             return None
+        from cryptography.exceptions import InvalidTag
+
         try:
             return self._aead.decrypt(wrapped[:12], wrapped[12:], round_id.encode())
         except InvalidTag:

@@ -16,9 +16,12 @@ or anything that builds the app):
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
-from typing import Any
+import traceback
+from typing import Any, Literal
 
 LIBRARIES = (
     "slack_sdk",
@@ -101,8 +104,38 @@ def install() -> None:
     _installed = True
 
 
-def configure(level: str) -> None:
-    """``convene run``'s logging: to stderr at ``level``, with the libraries held to the rule above."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line, with fixed keys only: ``time``, ``level``, ``logger``, ``message``
+    and, for an exception, ``exc_type`` and ``stack`` (its frames: file, line, function, never its
+    message, which may quote a row). Nothing a caller passes in ``extra`` is written, so no field can
+    carry a payload next to the ids the message names (which are none: see the rules above)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exc_type"] = record.exc_info[0].__name__
+            entry["stack"] = [
+                f"{frame.filename}:{frame.lineno} in {frame.name}"
+                for frame in traceback.extract_tb(record.exc_info[2])
+            ]
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def formatter(kind: Literal["text", "json"] = "text") -> logging.Formatter:
+    return JsonFormatter() if kind == "json" else logging.Formatter(FORMAT)
+
+
+def configure(level: str, kind: Literal["text", "json"] = "text") -> None:
+    """``convene run``'s logging: to stderr at ``level``, as text or JSON lines (``logging.format``),
+    with the libraries held to the rule above."""
     install()
     logging.basicConfig(level=level, format=FORMAT)
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in root.handlers:
+        handler.setFormatter(formatter(kind))

@@ -27,8 +27,7 @@ import itertools
 import re
 import unicodedata
 from collections.abc import Callable
-
-import emoji
+from types import ModuleType
 
 MAX_PASSES = 6
 MAX_DISPLAY_NAME = 80
@@ -83,10 +82,19 @@ def _hidden_runs() -> re.Pattern[str]:
 
 
 @functools.cache
+def _emoji() -> ModuleType:
+    """The emoji tables (~3 MiB), loaded at the first text that needs them (a shortcode, or a
+    presentation selector), not at start."""
+    import emoji
+
+    return emoji
+
+
+@functools.cache
 def _vs_bases() -> frozenset[str]:
     """Characters an emoji presentation selector (U+FE0E/U+FE0F) may follow."""
     bases = set()
-    for seq in emoji.EMOJI_DATA:
+    for seq in _emoji().EMOJI_DATA:
         for i, ch in enumerate(seq):
             if ch in _EMOJI_VS and i > 0:
                 bases.add(seq[i - 1])
@@ -197,9 +205,9 @@ def _emoji_for(code: str) -> str:
         return chr(0x1F3FB + int(m.group(1)) - 2)
     if m := _FLAG.match(lower):
         flag = "".join(chr(0x1F1E6 + ord(c) - ord("a")) for c in m.group(1))
-        return flag if flag in emoji.EMOJI_DATA else code
-    found = emoji.emojize(lower, language="alias")
-    return found if found != lower and emoji.is_emoji(found) else code
+        return flag if flag in _emoji().EMOJI_DATA else code
+    found = _emoji().emojize(lower, language="alias")
+    return found if found != lower and _emoji().is_emoji(found) else code
 
 
 def _emojize(text: str) -> str:

@@ -32,6 +32,7 @@ from bot.domain.errors import DomainError
 from bot.forms import Form
 from bot.ids import ComponentId
 from bot.messages import Button, Card
+from bot.metrics import AckKind
 from bot.prompts import PromptKey, Prompts
 from bot.refs import ConversationRef, Platform, UserRef
 from bot.sanitize import display_name
@@ -118,6 +119,11 @@ class ContinueButton(discord.ui.DynamicItem[discord.ui.Item[Any]], template=PAGE
 
 
 DYNAMIC_ITEMS = (RoundButton, ContinueButton)
+ACK_KINDS: dict[discord.InteractionType, AckKind] = {
+    discord.InteractionType.application_command: "command",
+    discord.InteractionType.component: "click",
+    discord.InteractionType.modal_submit: "form",
+}
 
 
 @dataclass
@@ -149,6 +155,8 @@ class ConveneClient(discord.Client):
         }
         if config.shard_count and isinstance(self, discord.AutoShardedClient):
             kw["shard_count"] = config.shard_count
+            if config.shard_ids is not None:  # this worker's share; the others run the rest
+                kw["shard_ids"] = list(config.shard_ids)
         kw.update(overrides)
         super().__init__(**kw)
         self.config = config
@@ -307,6 +315,12 @@ class ConveneClient(discord.Client):
         finally:
             work.close()  # when it never ran (refused): no "never awaited" warning
             self.acks.done(interaction.token)
+            self._count_ack(interaction)
+
+    def _count_ack(self, interaction: discord.Interaction) -> None:
+        kind = ACK_KINDS.get(interaction.type)
+        if self.core is not None and kind is not None and interaction.response.is_done():
+            self.core.metrics.ack("discord", kind)
 
     async def _form_or_defer(self, interaction: discord.Interaction, fetch: Any) -> None:
         async with asyncio.timeout(self.core_timeout):
@@ -522,7 +536,9 @@ class ConveneClient(discord.Client):
 
 
 class ShardedConveneClient(ConveneClient, discord.AutoShardedClient):
-    """The same client over ``config.shard_count`` shards (large deployments)."""
+    """The same client over ``config.shard_count`` shards (large deployments); with
+    ``config.shard_ids`` only those, so N workers split the gateway between them. Interactions
+    reach the worker whose shard holds their guild; replies go out through the shared outbox."""
 
 
 def client_class(config: DiscordConfig) -> type[ConveneClient]:

@@ -42,6 +42,7 @@ from bot.domain.commands import Audience, Context
 from bot.domain.errors import DomainError
 from bot.forms import Form, FormField
 from bot.messages import Block, Card, Rendered
+from bot.metrics import AckKind
 from bot.ports import DeliveryError
 from bot.prompts import PromptKey
 from bot.refs import ConversationRef, Platform, UserRef
@@ -70,6 +71,12 @@ MAX_OPTION_VALUE = 150
 MAX_OPTIONS = 100
 MAX_PLACEHOLDER = 150
 MAX_INPUT = 3000
+ACK_KINDS: dict[str, AckKind] = {
+    "on_action": "click",
+    "on_command": "command",
+    "on_view": "form",
+    "on_message": "event",
+}
 MAX_SIGNATURE_AGE = 300  # seconds; Slack's own rule (and slack_sdk's SignatureVerifier)
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # used with fullmatch: no trailing newline slips through
 # Delivery ids as Slack issues them; only these dedupe (two different payloads carrying the same odd
@@ -646,12 +653,15 @@ def create_bolt_app(
         return acked_in_socket_mode(request, malformed())
 
     def tracked(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        kind = ACK_KINDS[fn.__name__]
+
         async def run(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
             result = context.authorize_result
             _INSTALLED_TEAM.set(result.team_id if result is not None else None)
             h.enter()
             try:
-                await fn(ack, body)
+                await fn(ack, body)  # every listener acknowledges first
+                core.metrics.ack("slack", kind)
             finally:
                 h.leave()
 

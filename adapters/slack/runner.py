@@ -15,7 +15,7 @@ import asyncio
 import gc
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -110,11 +110,17 @@ def make_bolt_app(app: App, config: SlackConfig, env: Mapping[str, str] | None =
 
 
 async def run_slack(
-    app: App, config: SlackConfig, stop: asyncio.Event, *, env: Mapping[str, str] | None = None
+    app: App,
+    config: SlackConfig,
+    stop: asyncio.Event,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_routes: Callable[[web.Application], None] | None = None,
 ) -> None:
     """Serve Slack until ``stop`` is set: Socket Mode (default) or HTTP on ``config.http``.
     Raises ConfigError naming a missing environment variable before connecting anything, or a token
-    Slack refuses; anything else that ends it early is a fault the supervisor restarts from."""
+    Slack refuses; anything else that ends it early is a fault the supervisor restarts from.
+    ``extra_routes`` adds routes to the HTTP-mode server (`/healthz` and `/metrics` on one port)."""
     env = os.environ if env is None else env
     bolt = make_bolt_app(app, config, env)
     freeze_startup_heap()
@@ -138,9 +144,10 @@ async def run_slack(
             await bolt.convene_handlers.aclose()  # type: ignore[attr-defined]
         return
     signing = secret(env, config.signing_secret_env, "the signing secret")
-    runner = web.AppRunner(
-        web_app(bolt, signing, config.http.path), handle_signals=False, access_log=None, shutdown_timeout=2.0
-    )
+    served = web_app(bolt, signing, config.http.path)
+    if extra_routes is not None:
+        extra_routes(served)
+    runner = web.AppRunner(served, handle_signals=False, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, config.http.host, config.http.port)
     await site.start()

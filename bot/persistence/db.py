@@ -11,6 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import StaticPool
 
 
+def dialect_insert(dialect_name: str) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_do_*``), imported on first use: a worker on
+    SQLite never loads the PostgreSQL dialect (~2 MiB), nor one on PostgreSQL SQLite's."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def normalise_url(url: str) -> str:
     """Accept the plain URLs people write and pick the async drivers we ship."""
     u = make_url(url)

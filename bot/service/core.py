@@ -23,6 +23,7 @@ from bot.forms import Form
 from bot.ids import ComponentId
 from bot.keys import KeyStore
 from bot.messages import Card
+from bot.metrics import NO_METRICS, Metrics
 from bot.ports import Clock
 from bot.prompts import Prompts
 from bot.refs import Platform
@@ -58,6 +59,17 @@ class Convene:
             config, clock, prompts, RoundKeys(keys), secrets.SystemRandom(), self.registry
         )
         self.bus = Bus(self.registry, self.services, sessions, self.notify_outbox)
+        self._metrics: Metrics = NO_METRICS
+
+    @property
+    def metrics(self) -> Metrics:
+        """Where the core and the adapters count acks, batches and timers (``bot.metrics``)."""
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, value: Metrics) -> None:
+        self._metrics = value
+        self.ingest.metrics = value
 
     @property
     def rng(self) -> random.Random:

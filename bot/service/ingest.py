@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.metrics import NO_METRICS, Metrics
 from bot.service.errors import ServiceUnavailable
 
 log = logging.getLogger("convene.ingest")
@@ -25,6 +26,8 @@ ApplyBatch = Callable[[AsyncSession, list[Any]], Awaitable[Sequence[Any] | None]
 
 
 class GroupCommit:
+    metrics: Metrics = NO_METRICS  # `convene run` sets its exporter
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -89,6 +92,7 @@ class GroupCommit:
                     fut.set_exception(ServiceUnavailable(type(err).__name__))
             return
         self.batches += 1
+        self.metrics.ballot_batch(len(batch))
         for i, (_, fut) in enumerate(batch):
             if not fut.done():
                 fut.set_result(answers[i] if answers is not None else None)

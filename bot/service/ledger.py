@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, and_, bindparam, delete, exists, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from bot.config import OutboxConfig
 from bot.domain.phases import OPEN_PHASES
 from bot.messages import Visibility
+from bot.persistence.db import dialect_insert
 from bot.persistence.tables import OutboxRow, RoundRow, SlotRow
 from bot.ports import Clock, DeliveryError
 from bot.refs import ConversationRef, Platform
@@ -369,9 +369,9 @@ class OutboxLedger:
                 sent,
             )
         if new_slots:
-            dialect = postgresql if s.get_bind().dialect.name == "postgresql" else sqlite
+            insert = dialect_insert(s.get_bind().dialect.name)
             await s.execute(
-                dialect.insert(SlotRow)
+                insert(SlotRow)
                 .values([{"slot": slot, "message_id": mid} for slot, mid in new_slots.items()])
                 .on_conflict_do_nothing(index_elements=["slot"])
             )

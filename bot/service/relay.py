@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import OutboxConfig
 from bot.messages import Attachment, Message, Rendered, Visibility
+from bot.metrics import NO_METRICS, Metrics
 from bot.ports import ChatPort, Clock, DeliveryError
 from bot.prompts import Prompts
 from bot.service import workers
@@ -43,6 +44,8 @@ PRIVATE_LINGER_SECONDS = 0.002  # a private reply's record waits this long to sh
 
 
 class OutboxRelay:
+    metrics: Metrics = NO_METRICS  # `convene run` sets its exporter
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],
@@ -223,6 +226,7 @@ class OutboxRelay:
                     item.visibility,
                 )
             outcome = await self._attempt(item, lane.slots)
+            self._count(item, outcome)
             if outcome.kind == "sent":
                 await self._record([(item, outcome)])
                 if item.slot and outcome.message_id:
@@ -231,6 +235,13 @@ class OutboxRelay:
             # Later posts of this conversation wait for this one, so a release keeps its order.
             await self._record([(item, outcome), *((later, RELEASE) for later in lane.items[i + 1 :])])
             return
+
+    def _count(self, item: Claimed, outcome: Outcome) -> None:
+        platform = item.conversation.platform.value
+        if outcome.kind == "sent":
+            self.metrics.delivered(platform)
+        elif outcome.kind in ("failed", "offline"):
+            self.metrics.delivery_failed(platform, "offline" if outcome.kind == "offline" else "failed")
 
     async def _attempt(self, item: Claimed, slots: dict[str, str]) -> Outcome:
         try:

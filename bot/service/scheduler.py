@@ -101,6 +101,7 @@ class DeadlineScheduler:
                     log.exception("a %s timer failed; retrying it later", timer.kind)
                     continue
                 fired += 1
+                self.core.metrics.timer_fired(timer.kind)
                 log.info("a %s timer fired", timer.kind)
         self.fired += fired
         return len(timers), fired

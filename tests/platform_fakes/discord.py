@@ -169,6 +169,17 @@ class _Session:
     ws: web.WebSocketResponse | None = None
     dead: bool = False  # client closed with 1000/1001 or the fake invalidated it
 
+    def owns(self, guild_id: Any) -> bool:
+        """Whether this session's shard receives ``guild_id``'s events: Discord's rule,
+        ``(guild_id >> 22) % num_shards == shard_id``. Unsharded sessions receive every guild."""
+        shard = self.identify.get("shard")
+        if guild_id is None or not isinstance(shard, list) or len(shard) != 2:
+            return True
+        try:
+            return (int(guild_id) >> 22) % int(shard[1]) == int(shard[0])
+        except (TypeError, ValueError):
+            return True
+
 
 @dataclass
 class GatewayConnection:
@@ -549,7 +560,7 @@ class FakeDiscord:
         ready: JSON = {
             "v": 10,
             "user": {**self.bot_user, "verified": True, "mfa_enabled": False, "email": None},
-            "guilds": [{"id": gid, "unavailable": True} for gid in self.guilds],
+            "guilds": [{"id": gid, "unavailable": True} for gid in self.guilds if sess.owns(gid)],
             "session_id": sess.id,
             "session_type": "normal",
             "resume_gateway_url": self.resume_gateway_url,
@@ -566,7 +577,8 @@ class FakeDiscord:
             ready["shard"] = d["shard"]
         await self._dispatch_to(sess, "READY", ready)
         for g in self.guilds.values():
-            await self._dispatch_to(sess, "GUILD_CREATE", g)
+            if sess.owns(g["id"]):
+                await self._dispatch_to(sess, "GUILD_CREATE", g)
 
     async def _resume(self, conn: GatewayConnection, d: JSON) -> None:
         self.resumes.append(d)
@@ -606,6 +618,9 @@ class FakeDiscord:
         sessions = self._live_sessions()
         if not sessions:
             raise FakeDiscordError(f"dispatch({event}): no bot is connected")
+        # A guild's events go to the shard that holds the guild (all, when no session is sharded).
+        guild = data.get("guild_id") if isinstance(data, dict) else None
+        sessions = [s for s in sessions if s.owns(guild)]
         for s in sessions:
             await self._dispatch_to(s, event, data)
 

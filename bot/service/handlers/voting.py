@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain import commands as c
 from bot.domain import deck, validation
@@ -23,6 +22,7 @@ from bot.domain.validation import ref_number
 from bot.forms import FormField, Option
 from bot.ids import new_id
 from bot.messages import ButtonSpec, Message, Part
+from bot.persistence.db import dialect_insert
 from bot.persistence.tables import BallotRow, IdeaRow, InboxRow, ParticipantRow, RoundRow
 from bot.prompts import PromptKey
 from bot.refs import Platform, UserRef
@@ -204,7 +204,7 @@ async def _upsert(
     votes: dict[tuple[str, int, str], dict[str, Any]],
     ratings: dict[tuple[str, int, str], dict[str, Any]],
 ) -> None:
-    insert = postgresql.insert if u.s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(u.s.get_bind().dialect.name)
     conflict = [BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key]
     if votes:
         stmt = insert(BallotRow)
