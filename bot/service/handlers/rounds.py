@@ -170,6 +170,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
             "sectors": list(rc.sectors),
             "minutes": minutes,
             **_continuous(u.config, template),
+            **({"premoderation": True} if rc.templates[template].premoderation else {}),
         },
         key_destroyed=False,
     )
