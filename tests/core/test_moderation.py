@@ -82,6 +82,9 @@ async def test_B7_review_shows_text_only_and_a_rejection_reaches_its_author_alon
     await h.driver.submit(maya, form, {"reason": "again"})
     assert "no longer waiting for review" in h.privates("maya")[-1]
 
+    # Only unreviewed ideas: nothing could be shown, so voting does not open early.
+    await h.driver.command(maya, "next")
+    assert "no ideas" in h.privates("maya")[-1].lower()
     # Approve the other; it is released with the rest when voting opens, the rejected one never.
     await h.driver.command(maya, "review")
     await h.driver.press(maya, h.driver.find_button(maya, "Approve #1"))
@@ -238,3 +241,27 @@ async def test_B7_the_charter_states_the_policy_no_unmasking(harness: Harness) -
     assert form is not None
     assert "Nobody, by any command, can learn who wrote or voted what" in form.intro
     assert "review each idea" not in form.intro  # only in pre-moderated rounds
+
+
+async def test_B7_an_erasure_takes_the_persons_marks_and_block_with_it(engine: AsyncEngine) -> None:
+    from bot.service.handlers import retention
+
+    h = await premoderated_round(engine)
+    maya = h.person("maya")
+    await story.contribute(h, "ola", "A threat against the councillor")
+    await h.driver.command(maya, "review")
+    form = await h.driver.press(maya, h.driver.find_button(maya, "Reject #1"))
+    assert form is not None
+    await h.driver.submit(maya, form, {"reason": "Threats are not allowed"})
+    block = h.driver.find_button(maya, "Block its author in this round")
+    await h.driver.press(maya, block)
+    assert await h.scalar("select count(*) from round_blocks") == 1
+    assert await h.scalar("select count(*) from author_marks") == 1
+    async with h.app.sessions() as s, s.begin():
+        await retention.erase(h.app.core.bus.unit(s, None), "discord", "U-ola")
+    assert await h.scalar("select count(*) from round_blocks") == 0
+    assert await h.scalar("select count(*) from author_marks") == 0
+    # The block button now finds nobody: said so, privately; nothing is written.
+    await h.driver.press(maya, block)
+    assert "can no longer be found" in h.privates("maya")[-1]
+    assert await h.scalar("select count(*) from moderation_log where decision = 'blocked'") == 1
