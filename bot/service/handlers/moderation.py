@@ -9,7 +9,7 @@ author again are HMACs under the round key (``bot.domain.moderation``), deleted 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from bot.domain import commands as c
 from bot.domain import moderation as mod
@@ -116,6 +116,20 @@ async def _in_review(u: Unit, idea_id: str) -> IdeaRow:
     return idea
 
 
+async def _decide(u: Unit, idea_id: str, status: str | None) -> None:
+    """Take the idea out of review (``status``; None deletes it), only if it is still there: of two
+    conveners deciding at once, the second is refused and writes nothing."""
+    still = (IdeaRow.id == idea_id, IdeaRow.round_id == u.round.id, IdeaRow.status == mod.REVIEW)
+    if status is None:
+        result = await u.s.execute(delete(IdeaRow).where(*still).execution_options(synchronize_session=False))
+    else:
+        result = await u.s.execute(
+            update(IdeaRow).where(*still).values(status=status).execution_options(synchronize_session=False)
+        )
+    if getattr(result, "rowcount", 0) != 1:
+        raise DomainError("not_in_review")
+
+
 @cap.command(
     c.ApproveIdea,
     phases=IDEA_PHASES,
@@ -125,7 +139,7 @@ async def _in_review(u: Unit, idea_id: str) -> IdeaRow:
 async def approve(u: Unit, cmd: c.ApproveIdea) -> None:
     rnd = u.round
     idea = await _in_review(u, cmd.idea_id)
-    idea.status = "pending"  # released with the others, as any idea
+    await _decide(u, idea.id, "pending")  # released with the others, as any idea
     log(u, mod.Decision.APPROVED, text=idea.text)
     await u.s.flush()
     if rnd.phase == Phase.VOTE and rnd.settings.get("continuous_active"):
@@ -159,6 +173,7 @@ async def reject(u: Unit, cmd: c.RejectIdea) -> None:
     roster); the conveners may block the author without learning who it is."""
     rnd = u.round
     idea = await _in_review(u, cmd.idea_id)
+    await _decide(u, idea.id, None)
     case = new_id()  # what a block button names: this rejection
     if idea.author_key is not None:
         key = u.keys.get(rnd.id)
@@ -173,7 +188,6 @@ async def reject(u: Unit, cmd: c.RejectIdea) -> None:
             )
             u.s.add(direct_row(person, notice, rnd.id))
     log(u, mod.Decision.REJECTED, text=idea.text, reason=cmd.reason)
-    await u.s.delete(idea)
     buttons = [button(rnd.id, "mblk", case, label="block_author", style="danger")]
     u.reply(PromptKey.IDEA_REJECTED, {}, [*buttons, button(rnd.id, "review", label="review_next")])
 
@@ -207,8 +221,15 @@ async def remove(u: Unit, cmd: c.RemoveIdea) -> None:
         )
     if idea is None:
         raise DomainError("unknown_idea")
+    gone = await u.s.execute(
+        update(IdeaRow)
+        .where(IdeaRow.id == idea.id, IdeaRow.status == "released")
+        .values(status=mod.REMOVED, text="")
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(gone, "rowcount", 0) != 1:
+        raise DomainError("unknown_idea")  # removed by another convener a moment ago
     log(u, mod.Decision.REMOVED, text=idea.text)
-    idea.status, idea.text = mod.REMOVED, ""
     await u.s.execute(
         delete(BallotRow).where(BallotRow.round_id == rnd.id, BallotRow.idea_number == idea.number)
     )
