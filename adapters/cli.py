@@ -218,9 +218,9 @@ async def _export(args: argparse.Namespace) -> int:
         if args.out:
             folder = Path(args.out)
             folder.mkdir(parents=True, exist_ok=True)
-            for table in ("ideas", "goals", "actions"):
+            for table in ("ideas", "goals", "actions", "moderation"):
                 (folder / f"{table}.csv").write_text(report_csv(report, table), encoding="utf-8")
-            _say(f"wrote {folder}/ideas.csv, goals.csv and actions.csv")
+            _say(f"wrote {folder}/ideas.csv, goals.csv, actions.csv and moderation.csv")
             return 0
         text = report_csv(report, "ideas")
     if args.out:

@@ -79,6 +79,8 @@ class TemplateConfig(_Model):
     phase_minutes: PhaseMinutes = PhaseMinutes()
     # Continuous (as in Polis): contributions stay open while voting runs, released in batches.
     continuous: bool = False
+    # Pre-moderation: ideas wait in the conveners' review list (text only) until one approves them.
+    premoderation: bool = False
 
 
 class ContinuousConfig(_Model):

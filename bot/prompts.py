@@ -90,6 +90,15 @@ class PromptKey(StrEnum):
     ESTIMATE_RECORDED = "delphi/recorded"
     FIX_INTRO = "delphi/fix_intro"
     TARGET_FIXED = "delphi/fixed"
+    # moderation without unmasking
+    REVIEW_LIST = "moderation/review_list"
+    REVIEW_IDEA = "moderation/review_idea"
+    REJECT_INTRO = "moderation/reject_intro"
+    IDEA_APPROVED = "moderation/approved"
+    IDEA_REJECTED = "moderation/rejected"
+    IDEA_REJECTED_NOTICE = "moderation/rejected_notice"
+    IDEA_REMOVED = "moderation/removed"
+    AUTHOR_BLOCKED = "moderation/blocked"
 
 
 def default_prompts_dir() -> Path:

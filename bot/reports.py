@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.domain import accountability
 from bot.domain.errors import DomainError
+from bot.domain.moderation import LOG_FIELDS, LogEntry
 from bot.persistence.tables import (
     ActionNoteRow,
     ActionRow,
@@ -27,6 +28,7 @@ from bot.persistence.tables import (
     FollowUpRow,
     GoalRow,
     IdeaRow,
+    ModerationLogRow,
     RoundRow,
 )
 from bot.prompts import Prompts
@@ -70,6 +72,13 @@ async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str
             d.goal_id: d for d in await s.scalars(select(DelphiRow).where(DelphiRow.round_id == round_id))
         }
         followup = await s.get(FollowUpRow, round_id)
+        moderation = list(
+            await s.scalars(
+                select(ModerationLogRow)
+                .where(ModerationLogRow.round_id == round_id)
+                .order_by(ModerationLogRow.day, ModerationLogRow.decision, ModerationLogRow.id)
+            )
+        )
     goal_titles = {g.id: g.title for g in goals}
     return {
         "round": {"id": rnd.id, "title": rnd.title, "purpose": rnd.purpose, "phase": rnd.phase},
@@ -130,6 +139,10 @@ async def round_report(sessions: async_sessionmaker[AsyncSession], round_id: str
         }
         if followup
         else None,
+        # What the conveners decided: day, decision, reason, a hash of the text; never an author.
+        "moderation": [
+            LogEntry(m.day.isoformat(), m.decision, m.reason, m.text_hash).row() for m in moderation
+        ],
     }
 
 
@@ -166,12 +179,16 @@ def render_report_md(report: dict[str, Any], prompts: Prompts | None = None) -> 
     return (prompts or Prompts()).render("cli/report_md", report) + "\n"
 
 
+HEADERS = {"moderation": LOG_FIELDS}  # tables written with their header even when empty
+
+
 def report_csv(report: dict[str, Any], table: str = "ideas") -> str:
     """One table as CSV; a history (check-ins, progress notes) is one cell, oldest first."""
     rows: list[dict[str, Any]] = report[table]
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    fields = list(rows[0]) if rows else list(HEADERS.get(table, ()))
+    if fields:
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
     return out.getvalue()
@@ -203,7 +220,7 @@ async def export_polis(sessions: async_sessionmaker[AsyncSession], round_id: str
         ideas = list(
             await s.execute(
                 select(IdeaRow.number, IdeaRow.text)
-                .where(IdeaRow.round_id == round_id, IdeaRow.number.is_not(None))
+                .where(IdeaRow.round_id == round_id, IdeaRow.status == "released")
                 .order_by(IdeaRow.number)
             )
         )

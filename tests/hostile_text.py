@@ -167,6 +167,7 @@ _STRINGS = ("title", "purpose", "deadline", "owner", "goal_title", "outcome", "m
 _STRINGS += ("baseline", "target", "current", "value", "due", "review_date", "text", "label")
 _STRINGS += ("unknown", "round", "sponsor", "resources", "data_source", "note", "decision_note")
 _STRINGS += ("zone", "decided_on", "since", "today")
+_STRINGS += ("reason",)  # moderation: a rejection's reason, typed by a convener
 _BOTS = {"code": "ABCD2345", "phase": "vote", "participants": 3, "per_participant": 3, "count": 2}
 _BOTS |= {"limit": 3, "max": 1000, "rank": 1, "agree": 1, "disagree": 0, "pass": 0, "score": 50}
 _BOTS |= {"number": 1, "goal": 1, "mine": 1, "idea": 2, "pilot": True, "joined": True, "convener": True}
@@ -187,6 +188,8 @@ _BOTS |= {
     "first": {"median": 10, "q1": 8, "q3": 12, "n": 5},
     "now": {"median": 11, "q1": 9, "q3": 12, "n": 10},
 }
+# moderation: the review list's numbering, pre-moderated rounds
+_BOTS |= {"n": 1, "shown": 1, "review": True, "premoderation": True}
 # A template's or a code's own parameters, where it reads one of the names above as something else.
 _FOR_TEMPLATE: dict[str, dict[str, Any]] = {
     "vote/deck_card": {"current": "agree"},  # the person's earlier vote, a button's label key
@@ -255,6 +258,8 @@ SLOTS = frozenset(
         "followup/recap",
         "delphi/card",
         "actions/list",
+        "moderation/review_idea",
+        "moderation/rejected_notice",
     }
 )
 

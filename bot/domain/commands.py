@@ -348,3 +348,45 @@ class Command(Protocol):
 
     @property
     def ctx(self) -> Context | None: ...
+
+
+# --- moderation without unmasking -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewIdeas:
+    """The private review list: ideas waiting for the conveners (text only)."""
+
+    ctx: Context
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveIdea:
+    ctx: Context
+    round_id: str
+    idea_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectIdea:
+    ctx: Context
+    round_id: str
+    idea_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveIdea:
+    ctx: Context
+    number: int | None  # None: what was typed is not an idea number
+    round_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockAuthor:
+    """Block the author of a rejected or removed idea (``subject``: what the conveners acted on)."""
+
+    ctx: Context
+    round_id: str
+    subject: str

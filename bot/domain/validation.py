@@ -325,3 +325,11 @@ def number_from_form(values: Mapping[str, str], name: str) -> float:
     value = f.number(name)
     f.check()
     return value
+
+
+def reason_from_form(values: Mapping[str, str], max_len: int) -> str:
+    """A rejection's reason: required, canonical text (it reaches the author privately)."""
+    f = _Fields(values)
+    reason = f.text("reason", max_len=max_len, min_len=1, multiline=True)
+    f.check()
+    return reason

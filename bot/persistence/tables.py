@@ -151,7 +151,7 @@ class IdeaRow(Base):
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
     author_key: Mapped[str | None] = mapped_column(String(64), index=True)
     text: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))  # pending | released
+    status: Mapped[str] = mapped_column(String(16))  # review | pending | released | removed
     number: Mapped[int | None] = mapped_column(Integer)  # "Idea 7", drawn at release
     agree: Mapped[int | None] = mapped_column(Integer)
     disagree: Mapped[int | None] = mapped_column(Integer)
@@ -304,6 +304,42 @@ class EstimateRow(Base):
     voter_key: Mapped[str] = mapped_column(String(64))
     value: Mapped[float] = mapped_column(Float)
     __table_args__ = (UniqueConstraint("goal_id", "stage", "voter_key"),)
+
+
+class AuthorMarkRow(Base):
+    """Moderation: who wrote a released idea or a rejected one, as a mark that only the round key
+    matches (``bot.domain.moderation.author_mark``; ``subject`` is the idea's or rejection's id). No
+    two marks are equal, so none links to another or to a ballot. Deleted when voting ends."""
+
+    __tablename__ = "author_marks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    subject: Mapped[str] = mapped_column(String(32), index=True)
+    mark: Mapped[str] = mapped_column(String(64))
+
+
+class BlockRow(Base):
+    """A person blocked from contributing in one round, by a mark only the round key matches
+    (``bot.domain.moderation.block_mark``). Deleted when voting ends."""
+
+    __tablename__ = "round_blocks"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    mark: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (UniqueConstraint("round_id", "mark"),)
+
+
+class ModerationLogRow(Base):
+    """What the conveners decided: the day (no time), the decision, the reason and a hash of the
+    text. Never an author, a mark or a convener."""
+
+    __tablename__ = "moderation_log"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    day: Mapped[dt.date] = mapped_column(Date)
+    decision: Mapped[str] = mapped_column(String(16))  # approved | rejected | removed | blocked
+    reason: Mapped[str] = mapped_column(Text, default="")
+    text_hash: Mapped[str] = mapped_column(String(64), default="")
 
 
 def new_nonce() -> str:

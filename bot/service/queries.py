@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import DomainError
+from bot.domain.moderation import REVIEW
 from bot.domain.phases import OPEN_PHASES
-from bot.persistence.tables import ConversationRow, IdeaRow, ParticipantRow, RoundRow, TimerRow
+from bot.persistence.tables import BlockRow, ConversationRow, IdeaRow, ParticipantRow, RoundRow, TimerRow
 from bot.refs import ConversationRef, UserRef
 
 PHASE_DEADLINE = "phase_deadline"
@@ -86,11 +87,20 @@ def fmt_time(value: dt.datetime | None) -> str | None:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else None
 
 
+WAITING = ("pending", REVIEW)  # not released yet: waiting for release, or for the conveners' review
+
+
+async def blocked(s: AsyncSession, round_id: str, mark: str) -> bool:
+    """Whether this mark (``bot.domain.moderation.block_mark``) is blocked in the round."""
+    found = await s.scalar(select(BlockRow.id).where(BlockRow.round_id == round_id, BlockRow.mark == mark))
+    return found is not None
+
+
 async def pending_ideas_by(s: AsyncSession, round_id: str, author_key: str) -> list[IdeaRow]:
     """One author's ideas not yet released, found by their pseudonym under the round key."""
     rows = await s.scalars(
         select(IdeaRow)
-        .where(IdeaRow.round_id == round_id, IdeaRow.author_key == author_key, IdeaRow.status == "pending")
+        .where(IdeaRow.round_id == round_id, IdeaRow.author_key == author_key, IdeaRow.status.in_(WAITING))
         .order_by(IdeaRow.text)
     )
     return list(rows)

@@ -260,16 +260,20 @@ class Unit:
         items: Sequence[Mapping[str, Any]],
         per_message: int,
         buttons: Callable[[Sequence[Mapping[str, Any]]], Sequence[ButtonSpec]],
+        slot: Callable[[Sequence[Mapping[str, Any]]], str] | None = None,
     ) -> None:
         """A header and a compact list, ``per_message`` items to a message, each message with the
-        buttons ``buttons`` gives for its items (one "Vote" button; goal buttons naming their idea)."""
+        buttons ``buttons`` gives for its items (one "Vote" button; goal buttons naming their idea).
+        With ``slot``, each message is a slot named for its items (a release list, edited in place
+        when the conveners remove an idea)."""
         if not items:
             await self.post(Message((header,)))
             return
         for i in range(0, len(items), per_message):
             chunk = items[i : i + per_message]
             part = Part(prompt, {"ideas": list(chunk)}, tuple(buttons(chunk)))
-            await self.post(Message((header, part) if i == 0 else (part,)))
+            message = Message((header, part) if i == 0 else (part,))
+            await self.post(message, slot=slot(chunk) if slot is not None else None)
 
     # --- events -------------------------------------------------------------------------------
 

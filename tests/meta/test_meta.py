@@ -222,6 +222,12 @@ SAMPLE: dict[str, Any] = {
     "merged": True,
     "voted": 3,
     "total": 9,
+    # moderation
+    "premoderation": None,
+    "review": False,
+    "shown": 1,
+    "n": 1,
+    "reason": "r",
 }
 # Keys two families of templates use differently: each family's own value.
 OVERRIDES: dict[str, dict[str, Any]] = {
@@ -229,7 +235,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
 }
 # Templates that list ideas render each item's fields.
 LISTS = {
-    PromptKey.RELEASE_LIST: [{"label": 1, "preview": "x"}],
+    PromptKey.RELEASE_LIST: [{"label": 1, "preview": "x"}, {"label": 2, "preview": "", "removed": True}],
     PromptKey.RESULTS_LIST: [
         {
             **{k: SAMPLE[k] for k in ("rank", "label", "agree", "disagree", "pass", "score")},

@@ -40,6 +40,9 @@ class DiesAfterAccepting:
 async def test_a_post_re_sent_after_a_crash_shows_once_on_discord(tmp_path: Path) -> None:
     async with make_rig(tmp_path) as rig, rig.running():
         rid = await rig.start_round()
+        # The app's relay records what it delivered (the round card) before it stops: a record still
+        # on its way would leave the card in flight under its worker, holding the channel's lane.
+        await rig.settle()
         rig.app.stop.set()  # this test brings its own relays (processes)
         rig.app.relay.wake()
         await asyncio.gather(*rig.app.tasks)

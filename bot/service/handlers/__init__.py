@@ -10,6 +10,7 @@ from bot.service.handlers import (
     delphi,
     goals,
     info,
+    moderation,
     participation,
     pilots,
     progress,
@@ -25,6 +26,7 @@ from bot.service.registry import Registry
 CAPABILITIES = (
     rounds.cap,
     participation.cap,
+    moderation.cap,  # after the release: ideas still in review, marks of released ideas
     voting.cap,
     deck.cap,
     goals.cap,

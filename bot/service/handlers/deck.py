@@ -59,15 +59,13 @@ class Gate:
         self._released: dict[str, list[int]] = {}
 
     async def released(self, round_id: str) -> list[int]:
-        """The numbers of the round's released ideas: 1..n, as release numbers them (read with the
-        round, or once per batch)."""
+        """The numbers of the round's released ideas: 1..n as release numbers them, less those the
+        conveners removed (read with the round, or once per batch)."""
         if round_id not in self._released:
-            highest = await self.u.s.scalar(
-                select(func.max(IdeaRow.number)).where(
-                    IdeaRow.round_id == round_id, IdeaRow.status == "released"
-                )
+            numbers = await self.u.s.scalars(
+                select(IdeaRow.number).where(IdeaRow.round_id == round_id, IdeaRow.status == "released")
             )
-            self._released[round_id] = list(range(1, int(highest or 0) + 1))
+            self._released[round_id] = sorted(int(n) for n in numbers if n is not None)
         return self._released[round_id]
 
     async def load(self, commands: Sequence[Any]) -> None:
@@ -94,14 +92,12 @@ class Gate:
         where = cmd.ctx.where
         key = (cmd.round_id, where.platform.value, where.workspace_id, where.channel_id)
         if key not in self._rounds:
-            highest = (
-                select(func.max(IdeaRow.number))
-                .where(IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
-                .scalar_subquery()
-            )
+            numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
+            highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
+            counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
             found = (
                 await self.u.s.execute(
-                    select(RoundRow, highest)
+                    select(RoundRow, highest, counted)
                     .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
                     .where(
                         RoundRow.id == cmd.round_id,
@@ -112,7 +108,8 @@ class Gate:
                 )
             ).first()
             self._rounds[key] = found[0] if found is not None else None
-            if found is not None:
+            if found is not None and int(found[1] or 0) == int(found[2] or 0):
+                # 1..n, none removed (otherwise ``released`` reads the numbers)
                 self._released[found[0].id] = list(range(1, int(found[1] or 0) + 1))
         rnd = self._rounds[key]
         if rnd is None:

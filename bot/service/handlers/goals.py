@@ -59,7 +59,9 @@ async def add_goal(u: Unit, cmd: c.AddGoal) -> None:
     rnd, spec = u.round, cmd.spec
     if spec.idea_number is not None:
         idea = await u.s.scalar(
-            select(IdeaRow.id).where(IdeaRow.round_id == rnd.id, IdeaRow.number == spec.idea_number)
+            select(IdeaRow.id).where(
+                IdeaRow.round_id == rnd.id, IdeaRow.number == spec.idea_number, IdeaRow.status == "released"
+            )
         )
         if idea is None:
             raise FormErrors({"idea": "unknown_idea"})

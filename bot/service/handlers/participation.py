@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import delete, func, select, update
 
 from bot.domain import commands as c
-from bot.domain import rules, validation
+from bot.domain import moderation, rules, validation
 from bot.domain.errors import DomainError
 from bot.domain.events import PhaseEntered
 from bot.domain.phases import OPEN_PHASES, Phase
@@ -17,8 +17,9 @@ from bot.domain.rules import Who
 from bot.forms import FormField, Option
 from bot.ids import new_id
 from bot.messages import Message, Part
-from bot.persistence.tables import IdeaRow, ParticipantRow, RoundRow, TimerRow
+from bot.persistence.tables import AuthorMarkRow, IdeaRow, ParticipantRow, RoundRow, TimerRow
 from bot.prompts import PromptKey
+from bot.sanitize import comparison_key
 from bot.service import queries
 from bot.service.registry import Button, Capability, FormDef, FormInput, Text, Timer
 from bot.service.unit import Unit, button
@@ -43,7 +44,12 @@ async def _join_fields(u: Unit, _arg: str | None) -> tuple[tuple[FormField, ...]
     rnd = u.round
     sectors = tuple(Option(x, u.label("sectors", x)) for x in rnd.settings["sectors"])
     fields = (FormField("sector", u.label("fields", "sector"), "select", required=False, options=sectors),)
-    params = {"title": rnd.title, "purpose": rnd.purpose, "continuous": rnd.settings.get("continuous")}
+    params = {
+        "title": rnd.title,
+        "purpose": rnd.purpose,
+        "continuous": rnd.settings.get("continuous"),
+        "premoderation": rnd.settings.get("premoderation"),
+    }
     return fields, u.render(PromptKey.CHARTER, params)
 
 
@@ -90,9 +96,13 @@ async def _ideas_open(u: Unit) -> None:
 
 
 async def _quota_left(u: Unit) -> None:
-    """At most ``per_participant`` ideas waiting for release (released ones keep no author)."""
+    """At most ``per_participant`` ideas waiting for release (released ones keep no author), and
+    none from a person the conveners blocked in this round (recognised by the round key only)."""
     await _ideas_open(u)
-    rules.check_quota(len(await mine(u, u.round)), u.round.settings["per_participant"])
+    rnd = u.round
+    mark = moderation.block_mark(u.keys.get(rnd.id), u.pseudonym())
+    moderation.check_not_blocked(await queries.blocked(u.s, rnd.id, mark))
+    rules.check_quota(len(await mine(u, rnd)), rnd.settings["per_participant"])
 
 
 IDEA_PHASES = (Phase.CONTRIBUTE, Phase.VOTE)  # the vote phase only in continuous rounds (_ideas_open)
@@ -126,14 +136,21 @@ def _contribute_command(f: FormInput) -> c.Contribute:
 async def contribute(u: Unit, cmd: c.Contribute) -> None:
     rnd = u.round
     already = len(await mine(u, rnd))
-    u.s.add(IdeaRow(id=new_id(), round_id=rnd.id, author_key=u.pseudonym(), text=cmd.text, status="pending"))
+    review = bool(rnd.settings.get("premoderation"))  # waits in the conveners' review list first
+    status = moderation.REVIEW if review else "pending"
+    u.s.add(IdeaRow(id=new_id(), round_id=rnd.id, author_key=u.pseudonym(), text=cmd.text, status=status))
     batch_min = None
-    if rnd.phase == Phase.VOTE:
+    if rnd.phase == Phase.VOTE and not review:
         await u.s.flush()
         await schedule_batch(u, rnd)
         batch_min = rnd.settings["continuous"]["batch_min"]
     # Deliberately no echo of the text: the private reply is a row too, until it is delivered.
-    params = {"count": already + 1, "limit": rnd.settings["per_participant"], "batch_min": batch_min}
+    params = {
+        "count": already + 1,
+        "limit": rnd.settings["per_participant"],
+        "batch_min": batch_min,
+        "review": review,
+    }
     u.reply(PromptKey.CONTRIBUTION_RECORDED, params, [button(rnd.id, "mine")])
 
 
@@ -170,7 +187,7 @@ async def withdraw(u: Unit, cmd: c.Withdraw) -> None:
         delete(IdeaRow).where(
             IdeaRow.id == cmd.idea_id,
             IdeaRow.round_id == rnd.id,
-            IdeaRow.status == "pending",
+            IdeaRow.status.in_(queries.WAITING),
             IdeaRow.author_key == u.pseudonym(),
         )
     )
@@ -207,23 +224,31 @@ async def release_pending(u: Unit, rnd: RoundRow, *, batch: bool, continuous: bo
 
     Rows are rewritten in the shuffled order with fresh random ids, so neither row order (SQLite
     rowid, PostgreSQL heap order) nor ids tell the order of submission."""
-    pending = await _texts(u, rnd, "pending")
-    shown = list(
+    waiting = list(
         await u.s.execute(
-            select(IdeaRow.number, IdeaRow.text).where(
-                IdeaRow.round_id == rnd.id, IdeaRow.status == "released"
+            select(IdeaRow.text, IdeaRow.author_key).where(
+                IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"
             )
         )
     )
+    shown = list(
+        await u.s.execute(
+            select(IdeaRow.id, IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "released")
+        )
+    )
+    # Numbers taken by removed ideas stay taken.
+    highest = await u.s.scalar(select(func.max(IdeaRow.number)).where(IdeaRow.round_id == rnd.id))
     plan = release_batch(
-        pending, u.rng, start=1 + max((n or 0 for n, _ in shown), default=0), shown=[t for _, t in shown]
+        [t for t, _ in waiting], u.rng, start=1 + int(highest or 0), shown=[t for _, t in shown]
     )
     await u.s.execute(delete(IdeaRow).where(IdeaRow.round_id == rnd.id, IdeaRow.status == "pending"))
     await u.s.flush()
+    ids = {comparison_key(t): i for i, t in shown}
     for idea in plan.ideas:
+        ids[comparison_key(idea.text)] = new_id()
         u.s.add(
             IdeaRow(
-                id=new_id(),
+                id=ids[comparison_key(idea.text)],
                 round_id=rnd.id,
                 author_key=None,
                 text=idea.text,
@@ -232,6 +257,7 @@ async def release_pending(u: Unit, rnd: RoundRow, *, batch: bool, continuous: bo
             )
         )
     await u.s.flush()
+    _mark_authors(u, rnd, [(ids[comparison_key(t)], a) for t, a in waiting if a is not None])
     if batch and not plan.ideas and not plan.merged:
         return 0
     params = {
@@ -249,14 +275,28 @@ async def release_pending(u: Unit, rnd: RoundRow, *, batch: bool, continuous: bo
         items,
         RELEASE_PER_MESSAGE,
         lambda _: vote,
+        slot=lambda chunk: release_slot(rnd.id, chunk[0]["label"]),
     )
     return len(plan.ideas)
 
 
-async def _texts(u: Unit, rnd: RoundRow, status: str) -> list[str]:
-    return list(
-        await u.s.scalars(select(IdeaRow.text).where(IdeaRow.round_id == rnd.id, IdeaRow.status == status))
-    )
+def release_slot(round_id: str, first: int) -> str:
+    """A release list message, named by its first idea's number (edited when one is removed)."""
+    return f"release:{round_id}:{first}"
+
+
+def _mark_authors(u: Unit, rnd: RoundRow, authored: list[tuple[str, str]]) -> None:
+    """While voting runs, the conveners may remove a released idea and block whoever wrote it: each
+    (idea, author) keeps a mark only the round key matches, in shuffled order, deleted when voting
+    ends (``moderation.forget_marks``)."""
+    if not authored:
+        return
+    key = u.keys.get(rnd.id)
+    marks = [moderation.author_mark(key, subject, author) for subject, author in authored]
+    rows = [(subject, mark) for (subject, _a), mark in zip(authored, marks, strict=True)]
+    u.rng.shuffle(rows)
+    for subject, mark in rows:
+        u.s.add(AuthorMarkRow(id=new_id(), round_id=rnd.id, subject=subject, mark=mark))
 
 
 async def schedule_batch(u: Unit, rnd: RoundRow) -> None:

@@ -50,6 +50,7 @@ from bot.ports import Clock
 from bot.refs import Platform, UserRef
 from bot.service import queries
 from bot.service.cards import action_card, action_slot
+from bot.service.handlers import moderation
 from bot.service.registry import Capability, Timer
 from bot.service.unit import Unit
 
@@ -324,6 +325,7 @@ async def _detach(u: Unit, rnd: RoundRow, user: UserRef, out: rules.Erased) -> N
             .values(voter_key=new_id())
         )
     )
+    await moderation.forget_person(u, rnd, mine)  # marks that the round key matched to them
 
 
 # --- after a close ----------------------------------------------------------------------------

@@ -170,6 +170,7 @@ async def start(u: Unit, cmd: c.StartRound) -> None:
             "sectors": list(rc.sectors),
             "minutes": minutes,
             **_continuous(u.config, template),
+            **({"premoderation": True} if rc.templates[template].premoderation else {}),
         },
         key_destroyed=False,
     )
@@ -269,7 +270,8 @@ async def advance(u: Unit, cmd: c.Advance) -> None:
         return  # a late or duplicate timer, or a double click: already done
     target = rules.next_phase(rnd.phase)
     if cmd.ctx is not None:  # a convener's early "next"; a deadline moves on regardless
-        ideas = await queries.count(u.s, IdeaRow, IdeaRow.round_id == rnd.id)
+        # Ideas still waiting for the conveners' review would not be shown: they do not count.
+        ideas = await queries.count(u.s, IdeaRow, IdeaRow.round_id == rnd.id, IdeaRow.status != "review")
         goals = await queries.count(u.s, GoalRow, GoalRow.round_id == rnd.id)
         rules.check_early_advance(Phase(rnd.phase), ideas=ideas, goals=goals)
     await transition(u, rnd, target)

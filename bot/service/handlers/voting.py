@@ -271,9 +271,15 @@ def _median(values: list[int]) -> float | None:
 async def tally(u: Unit, event: PhaseEntered) -> None:
     rnd = u.round
     ideas = list(
-        await u.s.scalars(select(IdeaRow).where(IdeaRow.round_id == rnd.id).order_by(IdeaRow.number))
+        await u.s.scalars(
+            select(IdeaRow)
+            .where(IdeaRow.round_id == rnd.id, IdeaRow.status == "released")  # not the removed ones
+            .order_by(IdeaRow.number)
+        )
     )
     ballots = list(await u.s.scalars(select(BallotRow).where(BallotRow.round_id == rnd.id)))
+    numbers = {i.number for i in ideas}
+    ballots = [b for b in ballots if b.idea_number in numbers]
     facts = [BallotFact(b.voter_key, b.idea_number, b.choice) for b in ballots if b.choice]
     results = rank_ideas(
         [i.number for i in ideas if i.number is not None],

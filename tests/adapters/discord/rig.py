@@ -45,11 +45,11 @@ def world() -> tuple[list[p.JSON], dict[str, p.JSON]]:
     return [guild], users
 
 
-def app_config(db: Path, owner_id: str, **discord: Any) -> AppConfig:
+def app_config(db: Path, owner_id: str, rounds: Mapping[str, Any] | None = None, **discord: Any) -> AppConfig:
     return parse_config(
         {
             "database": {"url": f"sqlite+aiosqlite:///{db}"},
-            "rounds": {"sector_min_voters": 2},
+            "rounds": {"sector_min_voters": 2, **(rounds or {})},
             "discord": {
                 "enabled": True,
                 # As people paste snowflakes into YAML: integers.
@@ -219,13 +219,20 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def make_rig(tmp: Path, *, engine: AsyncEngine | None = None, **fake_kw: Any) -> AsyncIterator[Rig]:
-    """``engine``: a database of the caller's (the ``engine`` fixture: PostgreSQL too), else SQLite."""
+async def make_rig(
+    tmp: Path,
+    *,
+    engine: AsyncEngine | None = None,
+    rounds: Mapping[str, Any] | None = None,
+    **fake_kw: Any,
+) -> AsyncIterator[Rig]:
+    """``engine``: a database of the caller's (the ``engine`` fixture: PostgreSQL too), else SQLite;
+    ``rounds``: settings of the rounds config (templates) over the tests' own."""
     guilds, users = world()
     async with FakeDiscord(guilds=guilds, **fake_kw) as fake:
         with fake.patch_discord():
             port = make_port()
-            config = app_config(tmp / "convene.db", users["owner"]["id"])
+            config = app_config(tmp / "convene.db", users["owner"]["id"], rounds)
             clock = FixedClock(dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC))
             app = await build_app(
                 config,

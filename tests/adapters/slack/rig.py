@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.slack.app import SlackHandlers, create_bolt_app, web_app
 from adapters.slack.port import BoundedRateLimitRetryHandler, SlackChatPort, make_client
 from bot.app import App, build_app
-from bot.config import AppConfig, DatabaseConfig, SlackConfig, SlackConveners
+from bot.config import AppConfig, DatabaseConfig, RoundsConfig, SlackConfig, SlackConveners
 from bot.keys import MemoryKeyStore
 from bot.ports import FixedClock
 from tests.platform_fakes.markup import slack_seen
@@ -212,12 +212,19 @@ def card_idea(card: dict[str, Any] | None) -> int | None:
 
 @contextlib.asynccontextmanager
 async def rig(
-    fake: FakeSlackWebAPI, tmp_path: Path, *, engine: AsyncEngine | None = None, **conveners: Any
+    fake: FakeSlackWebAPI,
+    tmp_path: Path,
+    *,
+    engine: AsyncEngine | None = None,
+    rounds: RoundsConfig | None = None,
+    **conveners: Any,
 ) -> AsyncIterator[Rig]:
-    """``engine``: a database of the caller's (the ``engine`` fixture: PostgreSQL too), else SQLite."""
+    """``engine``: a database of the caller's (the ``engine`` fixture: PostgreSQL too), else SQLite;
+    ``rounds``: the rounds' settings (templates), else the defaults."""
     config = AppConfig(
         database=DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path}/t.db"),
         slack=slack_config(fake, **conveners),
+        rounds=rounds or RoundsConfig(),
     )
     port = SlackChatPort(
         make_client(fake.bot_token, fake.base_url, retry_handlers=[BoundedRateLimitRetryHandler()])
