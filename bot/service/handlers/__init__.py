@@ -10,6 +10,8 @@ from bot.service.handlers import (
     delphi,
     goals,
     info,
+    nudges,
+    outages,
     participation,
     pilots,
     progress,
@@ -38,6 +40,8 @@ CAPABILITIES = (
     recap.cap,
     info.cap,
     retention.cap,
+    outages.cap,  # channels whose posts keep failing: the conveners are told
+    nudges.cap,
 )
 
 
