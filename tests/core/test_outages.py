@@ -24,12 +24,13 @@ NOTICE = r"not reaching a Discord channel \(D-common-goals\)"
 
 
 class DownPort:
-    """The simulated Discord, while it is down: every delivery fails with ``error()`` until
-    ``down`` is cleared; then it is the console port again."""
+    """The simulated Discord, while it is down: every delivery (``public``: every post and edit in
+    a channel) fails with ``error()`` until ``down`` is cleared; then it is the console port again."""
 
-    def __init__(self, port: ConsolePort, error: Any) -> None:
+    def __init__(self, port: ConsolePort, error: Any, *, public: bool = False) -> None:
         self.port = port
         self.error = error
+        self.public = public
         self.down = True
         self.calls = 0
 
@@ -50,11 +51,13 @@ class DownPort:
         await self.port.edit(*args, **kwargs)
 
     async def post_private(self, *args: Any, **kwargs: Any) -> None:
-        self._check()
+        if not self.public:
+            self._check()
         await self.port.post_private(*args, **kwargs)
 
     async def send_direct(self, *args: Any, **kwargs: Any) -> str:
-        self._check()
+        if not self.public:
+            self._check()
         return await self.port.send_direct(*args, **kwargs)
 
 
@@ -75,8 +78,8 @@ async def ideas_in(h: Harness) -> None:
     await story.contribute_all(h)
 
 
-def take_discord_down(h: Harness, error: Any) -> DownPort:
-    down = DownPort(h.ports["discord"], error)
+def take_discord_down(h: Harness, error: Any, *, public: bool = False) -> DownPort:
+    down = DownPort(h.ports["discord"], error, public=public)
     h.app.relay.ports["discord"] = down  # type: ignore[assignment]
     return down
 
@@ -187,3 +190,32 @@ async def test_D4_a_client_not_connected_for_long_costs_no_attempt_is_reported_a
     assert notices(h2, "maya") == [], "the stall was reported before the restart, once"
     assert await h2.scalar("select count(*) from outbox where status in ('pending', 'failed')") == 0
     await h2.close()
+
+
+async def test_D3_a_refused_permission_is_never_retried_is_reported_and_reposts_once_put_right(
+    harness: Harness,
+) -> None:
+    h = harness
+    await ideas_in(h)
+    refusal = DeliveryError("HTTP 403 missing access", permanent=True)
+    down = take_discord_down(h, lambda: refusal, public=True)  # this channel only
+    await h.driver.command(h.person("maya"), "next")
+    slack_release = release_lines(h, "slack")
+    await minutes(h, 11)
+    refused = down.calls
+    failed_posts = "select count(*) from outbox where status = 'failed' and visibility = 'public'"
+    failed = await h.scalar(failed_posts)
+    assert refused == failed, "each post was tried once: a 403 is never retried"
+    [notice] = notices(h, "maya")
+    assert "removed from that channel or lost its permission" in notice
+    await minutes(h, 5)
+    assert down.calls == refused
+    assert len(notices(h, "maya")) == 1
+
+    down.down = False  # the bot's permission is given back
+    maya = h.person("maya")
+    await h.driver.press(maya, h.driver.find_button(maya, "Re-post now", ":repost:"), direct=True)
+    assert release_lines(h, "discord") == slack_release, "nothing lost, in the same order"
+    assert (
+        await h.scalar("select count(*) from outbox where status = 'failed' and visibility = 'public'") == 0
+    )
