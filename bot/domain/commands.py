@@ -162,8 +162,9 @@ class ApplyRetention:
 @dataclass(frozen=True, slots=True)
 class WatchOutbox:
     """The outbox watch (a recurring timer, no round): channels whose posts keep failing are
-    reported to their round's conveners."""
+    reported to their round's conveners. ``timer_id``: the watch's own timer row, which it re-arms."""
 
+    timer_id: str = ""
     ctx: None = None
 
 

@@ -64,6 +64,11 @@ async def test_A14_a_nudge_reaches_only_who_has_ideas_left_names_nobody_and_coun
     for name in ("ade", "ola"):
         await vote_all(h, name, range(1, 5))
     await vote_all(h, "kim", range(1, 4))
+    kim = h.person("kim")
+    form = await h.driver.press(kim, h.driver.find_button(kim, "Rate urgency & impact", ":rate:4"))
+    assert form is not None
+    await h.driver.submit(kim, form, {"urgency": "5", "impact": "4"})  # a rating is no vote
+    assert await h.scalar("select count(*) from ballots where choice is null") == 1
     await h.driver.command(h.person("ade", "discord"), "nudge")  # the convener who linked Discord
     assert h.privates("ade")[-1].startswith("Fewer than 2 people")
     assert not re.search(r"\b1\b", h.privates("ade")[-1])

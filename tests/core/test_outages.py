@@ -13,6 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.console.port import ConsolePort
+from bot.ids import new_id
+from bot.persistence.tables import TimerRow
 from bot.ports import DeliveryError
 from bot.service import relay as relay_module
 from bot.service.handlers.outages import ensure_watch
@@ -219,3 +221,21 @@ async def test_D3_a_refused_permission_is_never_retried_is_reported_and_reposts_
     assert (
         await h.scalar("select count(*) from outbox where status = 'failed' and visibility = 'public'") == 0
     )
+
+
+async def test_the_watch_keeps_one_timer_row_however_long_it_runs_and_two_become_one(
+    harness: Harness,
+) -> None:
+    h = harness
+    await ensure_watch(h.app.sessions, h.clock)
+    await ensure_watch(h.app.sessions, h.clock)  # a restart: still one
+    watches = "select count(*) from timers where kind = 'watch_outbox' and status = 'pending'"
+    assert await h.scalar(watches) == 1
+    await minutes(h, 30)
+    assert await h.scalar("select count(*) from timers where kind = 'watch_outbox'") == 1, "no trail"
+    assert h.app.scheduler.fired == 30
+    async with h.app.sessions() as s, s.begin():  # two processes that started at the same moment
+        s.add(TimerRow(id=new_id(), kind="watch_outbox", phase="-", due_at=h.clock.now(), status="pending"))
+    await minutes(h, 3)
+    assert await h.scalar(watches) == 1
+    assert h.app.scheduler.fired == 30 + 2 + 2

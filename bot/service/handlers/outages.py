@@ -46,14 +46,25 @@ NO_ROUND = "-"  # the phase column of a timer that belongs to no round
 # --- the watch ----------------------------------------------------------------------------------
 
 
-@cap.command(c.WatchOutbox, in_round=False, timer=Timer(WATCH, lambda _t: c.WatchOutbox()))
+@cap.command(c.WatchOutbox, in_round=False, timer=Timer(WATCH, lambda t: c.WatchOutbox(t.id)))
 async def watch(u: Unit, cmd: c.WatchOutbox) -> None:
     now = u.now()
     after = dt.timedelta(minutes=u.config.outbox.stall_minutes)
     for stall in await take_stalls(u.s, now, after=after):
         await _tell_conveners(u, stall)
-    if not await _watch_pending(u.s):
-        u.s.add(_watch_timer(rules.next_watch(now)))
+    await _rearm(u.s, cmd.timer_id, rules.next_watch(now))
+
+
+async def _rearm(s: AsyncSession, timer_id: str, due: dt.datetime) -> None:
+    """The watch's own row is due again (a pass a minute leaves no trail of done rows), unless
+    another watch is pending (two processes that started at once): then this one ends."""
+    if await _watch_pending(s):
+        return
+    own = await s.get(TimerRow, timer_id) if timer_id else None
+    if own is None:
+        s.add(_watch_timer(due))
+        return
+    own.status, own.due_at = "pending", due
 
 
 async def _tell_conveners(u: Unit, stall: Stall) -> None:
