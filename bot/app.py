@@ -27,6 +27,7 @@ from bot.persistence.schema import is_current
 from bot.ports import ChatPort, Clock, SystemClock
 from bot.prompts import Prompts
 from bot.service.core import Convene
+from bot.service.handlers.outages import ensure_watch
 from bot.service.handlers.retention import ensure_daily_pass
 from bot.service.relay import OutboxRelay
 from bot.service.scheduler import DeadlineScheduler
@@ -168,4 +169,5 @@ async def build_app(
     scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
     if migrate:  # a deployment's database: the daily retention pass is scheduled (due now if new)
         await ensure_daily_pass(sessions, clock)
+        await ensure_watch(sessions, clock)  # the outbox watch (stalled channels), every minute
     return App(config, engine, sessions, core, relay, scheduler)

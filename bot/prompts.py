@@ -63,6 +63,11 @@ class PromptKey(StrEnum):
     STATUS = "help/status"
     HELP = "help/help"
     ERROR = "errors/error"
+    # outages (a channel whose posts keep failing) and nudges (voters reminded, nobody named)
+    STALL_NOTICE = "round/stall_notice"
+    REPOSTED = "round/reposted"
+    NUDGE = "vote/nudge"
+    NUDGED = "vote/nudged"
     # follow-up: tracked goals, resourced actions, reminders, check-ins, pilots, Delphi, recap
     GOAL_EDIT_INTRO = "goals/edit_intro"
     GOAL_UPDATED = "goals/updated"

@@ -168,6 +168,7 @@ _STRINGS += ("baseline", "target", "current", "value", "due", "review_date", "te
 _STRINGS += ("unknown", "round", "sponsor", "resources", "data_source", "note", "decision_note")
 _STRINGS += ("zone", "decided_on", "since", "today")
 _STRINGS += ("reason",)  # moderation: a rejection's reason, typed by a convener
+_STRINGS += ("channel",)  # outages: a channel id, from the platform, escaped all the same
 _BOTS = {"code": "ABCD2345", "phase": "vote", "participants": 3, "per_participant": 3, "count": 2}
 _BOTS |= {"limit": 3, "max": 1000, "rank": 1, "agree": 1, "disagree": 0, "pass": 0, "score": 50}
 _BOTS |= {"number": 1, "goal": 1, "mine": 1, "idea": 2, "pilot": True, "joined": True, "convener": True}
@@ -190,6 +191,8 @@ _BOTS |= {
 }
 # moderation: the review list's numbering, pre-moderated rounds
 _BOTS |= {"n": 1, "shown": 1, "review": True, "premoderation": True}
+# outages: the platform of a stalled channel (a label key), how long its posts have failed
+_BOTS |= {"platform": "discord", "minutes": 12}
 # A template's or a code's own parameters, where it reads one of the names above as something else.
 _FOR_TEMPLATE: dict[str, dict[str, Any]] = {
     "vote/deck_card": {"current": "agree"},  # the person's earlier vote, a button's label key

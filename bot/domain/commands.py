@@ -156,6 +156,35 @@ class ApplyRetention:
     ctx: None = None
 
 
+# --- outages and nudges -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WatchOutbox:
+    """The outbox watch (a recurring timer, no round): channels whose posts keep failing are
+    reported to their round's conveners. ``timer_id``: the watch's own timer row, which it re-arms."""
+
+    timer_id: str = ""
+    ctx: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Repost:
+    """A convener's "Re-post now" on a stall notice: the conversation's failing posts, due again."""
+
+    ctx: Context
+    round_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """``/convene nudge``: the same private reminder to everyone who has not finished voting."""
+
+    ctx: Context
+    round_id: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class AddGoal:
     ctx: Context

@@ -110,21 +110,29 @@ async def take_stalls(session: AsyncSession, now: dt.datetime, *, after: dt.time
         OutboxRow.status.in_(["pending", "failed"]),
         OutboxRow.failing_since.is_not(None),
     )
-    found = await session.execute(
-        select(ConversationRow, func.min(OutboxRow.failing_since), func.count())
-        .join(
-            ConversationRow,
-            and_(
-                ConversationRow.round_id == OutboxRow.round_id,
-                ConversationRow.platform == OutboxRow.platform,
-                ConversationRow.workspace_id == OutboxRow.workspace_id,
-                ConversationRow.channel_id == OutboxRow.channel_id,
-            ),
-        )
-        .where(failing, ConversationRow.gone.is_(False))  # a removed workspace is not a stall
-        .group_by(*ConversationRow.__table__.c)
+    # The few undelivered rows first (the status index), grouped by conversation, then their
+    # conversations: joined the other way round, PostgreSQL walks every delivered row of each round.
+    where = (OutboxRow.round_id, OutboxRow.platform, OutboxRow.workspace_id, OutboxRow.channel_id)
+    stalled = (
+        select(*where, func.min(OutboxRow.failing_since).label("since"), func.count().label("n"))
+        .where(failing)
+        .group_by(*where)
         .having(func.min(OutboxRow.failing_since) <= now - after)
         .having(func.sum(case((OutboxRow.stall_noticed.is_(False), 1), else_=0)) > 0)
+        .subquery()
+    )
+    found = await session.execute(
+        select(ConversationRow, stalled.c.since, stalled.c.n)
+        .join(
+            stalled,
+            and_(
+                ConversationRow.round_id == stalled.c.round_id,
+                ConversationRow.platform == stalled.c.platform,
+                ConversationRow.workspace_id == stalled.c.workspace_id,
+                ConversationRow.channel_id == stalled.c.channel_id,
+            ),
+        )
+        .where(ConversationRow.gone.is_(False))  # a removed workspace is not a stall
     )
     stalls = []
     for conv, since, n in found:

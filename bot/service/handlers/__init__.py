@@ -11,6 +11,8 @@ from bot.service.handlers import (
     goals,
     info,
     moderation,
+    nudges,
+    outages,
     participation,
     pilots,
     progress,
@@ -40,6 +42,8 @@ CAPABILITIES = (
     recap.cap,
     info.cap,
     retention.cap,
+    outages.cap,  # channels whose posts keep failing: the conveners are told
+    nudges.cap,
 )
 
 
