@@ -166,7 +166,7 @@ def _attacker(draw: Any, b: TenantB) -> Context:
     )
 
 
-def test_a_person_of_another_tenant_is_refused_privately_and_nothing_is_stored() -> None:
+def test_C5_a_person_of_another_tenant_is_refused_privately_and_nothing_is_stored() -> None:
     b = tenant_b()
     assert len(b.round_ids) == 2
     assert b.buttons

@@ -180,7 +180,7 @@ async def test_a_code_that_slack_did_not_issue_or_a_forged_state_installs_nothin
         assert [c.method for c in fake_slack.calls_since(mark)] == ["response_url"]
 
 
-async def test_a_workspace_that_removes_the_app_gets_nothing_more_and_the_other_carries_on(
+async def test_C5_a_workspace_that_removes_the_app_gets_nothing_more_and_the_other_carries_on(
     fake_slack: FakeSlackWebAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with oauth_rig(fake_slack, tmp_path) as r:
