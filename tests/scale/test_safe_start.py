@@ -24,7 +24,8 @@ async def test_workers_started_at_once_on_an_empty_postgres_database_all_migrate
             results = await asyncio.gather(*(upgrade(e) for e in engines), return_exceptions=True)
         assert [r for r in results if isinstance(r, BaseException)] == [], "a worker failed to start"
         heads = {await current_revision(e) for e in engines}
-        assert len(heads) == 1 and None not in heads
+        assert len(heads) == 1
+        assert None not in heads
         async with admin.connect() as conn:
             assert await conn.scalar(text("SELECT count(*) FROM alembic_version")) == 1
             assert await conn.scalar(text("SELECT count(*) FROM rounds")) == 0
