@@ -48,15 +48,22 @@ class Worker:
         return f"http://127.0.0.1:{self.port}{PATH}"
 
     async def start(self) -> None:
+        # CONVENE_PROFILE=<folder>: each worker runs under pyinstrument and writes its profile there
+        # when stopped (benchmarks only; pyinstrument is not a dependency).
+        # CONVENE_PROFILER=cprofile: cProfile instead (CPU time, per function; read with pstats).
+        profile = os.environ.get("CONVENE_PROFILE")
+        wrap = ["-m", "pyinstrument", "-r", "text", "-o", f"{profile}/{self.name}.txt"] if profile else []
+        if profile and os.environ.get("CONVENE_PROFILER") == "cprofile":
+            wrap = ["-m", "cProfile", "-o", f"{profile}/{self.name}.prof"]
         with self.log.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "adapters.cli", "run", "--config", str(self.config),
+                sys.executable, *wrap, "-m", "adapters.cli", "run", "--config", str(self.config),
                 cwd=ROOT, env=self.env, stdout=log, stderr=log,
             )  # fmt: skip
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGINT if os.environ.get("CONVENE_PROFILE") else signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.proc.wait(), 15)
             except TimeoutError:
@@ -93,8 +100,6 @@ class Cluster:
                 "database": {"url": url},
                 "anonymity": {"key_dir": str(workdir / "keys")},
                 "rounds": {"sector_min_voters": 2},
-                "scheduler": {"poll_seconds": 0.2},
-                "outbox": {"poll_seconds": 0.2},
                 "slack": {
                     "enabled": True,
                     "mode": "http",

@@ -83,7 +83,9 @@ async def test_two_workers_on_one_database(pg_url: str, tmp_path: Path) -> None:
         await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         await conn.execute(text("CREATE SCHEMA public"))
     async with FakeSlackWebAPI() as fake:
-        cluster = Cluster(pg_url, tmp_path, fake, 2)
+        cluster = Cluster(
+            pg_url, tmp_path, fake, 2, scheduler={"poll_seconds": 0.2}, outbox={"poll_seconds": 0.2}
+        )
         try:
             # Both workers start at once on the empty database and both come up.
             await cluster.start()
