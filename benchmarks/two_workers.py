@@ -49,7 +49,9 @@ from tests.platform_fakes.slack import FakeSlackWebAPI
 from tests.scale.cluster import CHANNEL, CONVENER, Cluster
 
 SECTORS = ["public_sector", "business", "civil_society", "resident"]
-RECORDED = re.compile(r"Your vote on Idea (\d+) is recorded")
+# What the next card says of the vote just cast: recorded, or (a click sent twice, whose second answer
+# replaced the first) recorded already.
+RECORDED = re.compile(r"Your vote on Idea (\d+) (?:is recorded|was already recorded)")
 VOTE = re.compile(r"^cv:[^:]+:v:(\d+):([adp]):")
 WORDS = {"a": "agree", "d": "disagree", "p": "pass"}
 
@@ -128,19 +130,21 @@ async def voter(
         figures.unanswered += 1
         return
     ts = str(fake.ephemerals(CHANNEL, uid)[-1]["ts"])
+    told: set[int] = set()  # the ideas a card said this voter's vote on is recorded
     for _ in range(3 * len(choices) + 3):
         seen = slack_seen(fake._ephemeral[ts].get("blocks"))
-        for n in RECORDED.findall(seen.text):
-            acknowledged[(int(n), WORDS[choices[int(n)]])] += 1
+        told.update(int(n) for n in RECORDED.findall(seen.text))
         buttons = {m[2]: (int(m[1]), i) for _l, i in seen.buttons if (m := VOTE.match(i))}
         if not buttons:
-            return  # every idea voted on
+            break  # every idea voted on
         idea = next(iter(buttons.values()))[0]
         k = next(turn)
         dup = dup_every > 0 and k % dup_every == 0
         figures.clicks += 2 if dup else 1
         if not await click(cluster, fake, k, uid, buttons[choices[idea]][1], ts, dup):
             figures.unanswered += 1
+    for n in told:
+        acknowledged[(n, WORDS[choices[n]])] += 1
 
 
 async def one(url: str, workdir: Path, workers: int, args: argparse.Namespace, seed: int) -> Figures:
