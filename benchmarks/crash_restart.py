@@ -270,6 +270,11 @@ class Slack:
         return None
 
     async def submit(self, uid: str, view: dict[str, Any], values: dict[str, str]) -> bool:
+        return await self.send(self.submission(uid, view, values))
+
+    def submission(self, uid: str, view: dict[str, Any], values: dict[str, str]) -> SlackInbound:
+        """The view_submission of ``view`` filled in with ``values`` (one view id: send it twice and
+        it is the same request twice, as a retry is)."""
         kinds = {b["block_id"]: b["element"]["type"] for b in view["blocks"] if b["type"] == "input"}
         state: dict[str, dict[str, Any]] = {}
         for name, value in values.items():
@@ -281,7 +286,7 @@ class Slack:
             else:
                 v = {"type": "plain_text_input", "value": value}
             state[name] = {name: v}
-        inbound = self.fake.payloads.view_submission(
+        return self.fake.payloads.view_submission(
             view["callback_id"],
             state,
             private_metadata=view["private_metadata"],
@@ -289,7 +294,6 @@ class Slack:
             user_name=self.names.get(uid, uid.lower()),
             blocks=view["blocks"],
         )
-        return await self.send(inbound)
 
     async def form(
         self, uid: str, command: str, values: dict[str, str], *, button: str | None = None

@@ -28,12 +28,12 @@ from bot.forms import Form
 from bot.ids import ComponentId
 from bot.keys import KeyUnavailable
 from bot.messages import Message, Part
-from bot.persistence.tables import InboxRow, OutboxRow, RoundRow, TimerRow
+from bot.persistence.tables import OutboxRow, RoundRow, TimerRow
 from bot.prompts import PromptKey
 from bot.sanitize import canonical_text
 from bot.service import queries
 from bot.service.errors import ServiceUnavailable, is_db_error
-from bot.service.ingest import GroupCommit
+from bot.service.ingest import GroupCommit, claim_requests
 from bot.service.outbox import private_row
 from bot.service.registry import FormInput, Registry, Route
 from bot.service.unit import Services, Unit
@@ -186,11 +186,8 @@ class Bus:
         return True
 
     async def _first_time(self, s: AsyncSession, request_id: str) -> bool:
-        if await s.get(InboxRow, request_id) is not None:
-            return False
-        s.add(InboxRow(key=request_id, day=self.services.clock.now().date()))
-        await s.flush()
-        return True
+        """Claims the request id; False when it was handled already (by this worker or another)."""
+        return bool(await claim_requests(s, (request_id,), self.services.clock.now().date()))
 
     async def phase_now(self, ctx: Context, round_id: str | None) -> str | None:
         try:

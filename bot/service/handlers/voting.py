@@ -23,10 +23,11 @@ from bot.forms import FormField, Option
 from bot.ids import new_id
 from bot.messages import ButtonSpec, Message, Part
 from bot.persistence.db import dialect_insert
-from bot.persistence.tables import BallotRow, IdeaRow, InboxRow, ParticipantRow, RoundRow
+from bot.persistence.tables import BallotRow, IdeaRow, ParticipantRow, RoundRow
 from bot.prompts import PromptKey
 from bot.refs import Platform, UserRef
 from bot.service.handlers.deck import Ask, Gate, answer_cards, notice, refusal
+from bot.service.ingest import claim_requests
 from bot.service.registry import Button, Capability, FormDef, FormInput
 from bot.service.unit import Unit, button
 
@@ -89,13 +90,13 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
     answer; the others are stored. The rule is the registered one (vote phase, joined). A vote from
     the deck is answered with the voter's next card (computed after the batch's writes); others
     are confirmed privately through the outbox."""
-    s = u.s
     # Deck votes need no inbox row: a repeated click on a card finds its vote already cast (or, on
-    # a card that changes a vote, sets the same choice again), and a move writes nothing.
-    request_ids = [cmd.ctx.request_id for cmd in commands if cmd.ctx.request_id and not _from_deck(cmd)]
-    seen: set[str] = set()
-    if request_ids:
-        seen = set(await s.scalars(select(InboxRow.key).where(InboxRow.key.in_(request_ids))))
+    # a card that changes a vote, sets the same choice again), and a move writes nothing. Other
+    # ballots claim their request id first: one another worker claimed is its retry, answered there.
+    today = u.today()
+    fresh = await claim_requests(
+        u.s, [cmd.ctx.request_id for cmd in commands if cmd.ctx.request_id and not _from_deck(cmd)], today
+    )
     gate = Gate(u)
     await gate.load(commands)
     # First the rule for every ballot, then one read of what the deck's voters already cast.
@@ -115,14 +116,13 @@ async def apply_ballots(u: Unit, commands: list[Ballot]) -> list[Message | None]
     votes: dict[tuple[str, int, str], dict[str, Any]] = {}
     ratings: dict[tuple[str, int, str], dict[str, Any]] = {}
     answers: list[Ask | Message | None] = []
-    today = u.today()
     for cmd, admission in zip(commands, admitted, strict=True):
         ctx = cmd.ctx
         place = cmd.deck if isinstance(cmd, c.CastBallot) else None
-        retry = bool(place is None and ctx.request_id and ctx.request_id in seen)
-        if place is None and ctx.request_id and not retry:
-            seen.add(ctx.request_id)
-            s.add(InboxRow(key=ctx.request_id, day=today))
+        retry = False
+        if place is None and ctx.request_id:
+            retry = ctx.request_id not in fresh  # handled before, elsewhere, or earlier in this batch
+            fresh.discard(ctx.request_id)
         if isinstance(admission, DomainError):
             if place is not None:
                 answers.append(refusal(admission, await _round_or_none(gate, cmd)))
@@ -211,7 +211,7 @@ async def _upsert(
         stmt = stmt.on_conflict_do_update(index_elements=conflict, set_={"choice": stmt.excluded.choice})
         rows = [
             {"id": new_id(), "round_id": r, "idea_number": i, "voter_key": v, "choice": d["choice"]}
-            for (r, i, v), d in votes.items()
+            for (r, i, v), d in sorted(votes.items())  # one order: concurrent batches never deadlock
         ]
         await u.s.execute(stmt, rows)
     if ratings:
@@ -225,7 +225,7 @@ async def _upsert(
         )
         rows = [
             {"id": new_id(), "round_id": r, "idea_number": i, "voter_key": v, "choice": None, **d}
-            for (r, i, v), d in ratings.items()
+            for (r, i, v), d in sorted(ratings.items())
         ]
         await u.s.execute(stmt, rows)
 
