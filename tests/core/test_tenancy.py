@@ -3,7 +3,7 @@
 One deployment serves many organisations: Slack workspaces and Discord guilds. Tenant B here is the
 harness's city (a Slack workspace and a Discord guild) with two rounds: one closed and followed up
 (goals, owned actions, reminders), one open for voting. A person of another tenant (any workspace or
-guild id, any channel id: B's own channel ids too, any user id: B's people's ids too, and named a
+guild id, any channel id: B's own channel ids too, any user id: on Slack B's people's ids too, and named a
 convener by their own tenant's config or not) types commands, presses every button B's people were
 shown (deck votes, goals, actions, follow-up) with the ids as shown or with the round swapped, and
 submits every form of B's rounds. Each time they get a private refusal and nothing is stored."""
@@ -155,7 +155,11 @@ def _attacker(draw: Any, b: TenantB) -> Context:
     platform = draw(st.sampled_from([Platform.SLACK, Platform.DISCORD]))
     theirs = CHANNELS[platform.value].workspace_id
     workspace = draw(_ID.filter(lambda w: w != theirs))
-    user = draw(st.one_of(st.sampled_from(b.users), _ID.map(lambda u: "U-" + u)))
+    own = _ID.map(lambda u: "U-" + u).filter(lambda u: u not in b.users)
+    # A Slack user id belongs to its workspace, so B's people's ids from another workspace are other
+    # people; a Discord user id is one person in every guild (B's Discord people themselves), so a
+    # Discord attacker has an id of their own.
+    user = draw(st.one_of(st.sampled_from(b.users), own) if platform is Platform.SLACK else own)
     channel = draw(st.one_of(st.sampled_from([*b.channels, f"DM-{user[2:]}"]), _ID))
     return Context(
         actor=UserRef(platform, workspace, user, "Mallory"),
