@@ -39,6 +39,7 @@ cap = Capability("deck")
 VOTE_PHASES = (Phase.VOTE,)
 PAST_VOTING = frozenset({Phase.GOALS, Phase.ACTIONS, Phase.CLOSED})
 NONE = "-"
+TEXTS_AT_ONCE = 4 * deck.WINDOW  # ideas whose texts are read with their vote counts, not after
 
 
 # --- the rule, applied per command of a batch -------------------------------------------------
@@ -73,6 +74,10 @@ class Gate:
         unknown = [cmd for cmd in commands if _member_key(cmd) not in self.members]
         if not unknown:
             return
+        if len(unknown) == 1 and _round_key(unknown[0]) not in self._rounds:
+            # A lone click (the usual case): its round and whether its sender joined, in one read.
+            await self._read_round(unknown[0], member=True)
+            return
         rows = await self.u.s.execute(
             select(
                 ParticipantRow.round_id,
@@ -89,32 +94,55 @@ class Gate:
 
     async def round(self, cmd: Any) -> RoundRow:
         """The command's round, which must be linked to the conversation the click came from."""
-        where = cmd.ctx.where
-        key = (cmd.round_id, where.platform.value, where.workspace_id, where.channel_id)
+        key = _round_key(cmd)
         if key not in self._rounds:
-            numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
-            highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
-            counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
-            found = (
-                await self.u.s.execute(
-                    select(RoundRow, highest, counted)
-                    .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
-                    .where(
-                        RoundRow.id == cmd.round_id,
-                        ConversationRow.platform == key[1],
-                        ConversationRow.workspace_id == key[2],
-                        ConversationRow.channel_id == key[3],
-                    )
-                )
-            ).first()
-            self._rounds[key] = found[0] if found is not None else None
-            if found is not None and int(found[1] or 0) == int(found[2] or 0):
-                # 1..n, none removed (otherwise ``released`` reads the numbers)
-                self._released[found[0].id] = list(range(1, int(found[1] or 0) + 1))
+            await self._read_round(cmd, member=False)
         rnd = self._rounds[key]
         if rnd is None:
             raise DomainError("round_gone")
         return rnd
+
+    async def _read_round(self, cmd: Any, *, member: bool) -> None:
+        """Read the command's round as linked to its conversation, with the highest and the count of
+        its released ideas; with ``member``, also whether the command's sender has joined it."""
+        key = _round_key(cmd)
+        numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
+        highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
+        counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
+        columns: list[Any] = [RoundRow, highest, counted]
+        actor = cmd.ctx.actor
+        if member:
+            joined = (
+                select(ParticipantRow.round_id)
+                .where(
+                    ParticipantRow.round_id == RoundRow.id,
+                    ParticipantRow.platform == actor.platform.value,
+                    ParticipantRow.workspace_id == actor.workspace_id,
+                    ParticipantRow.user_id == actor.user_id,
+                )
+                .exists()
+            )
+            columns.append(joined)
+        found = (
+            await self.u.s.execute(
+                select(*columns)
+                .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
+                .where(
+                    RoundRow.id == cmd.round_id,
+                    ConversationRow.platform == key[1],
+                    ConversationRow.workspace_id == key[2],
+                    ConversationRow.channel_id == key[3],
+                )
+            )
+        ).first()
+        self._rounds[key] = found[0] if found is not None else None
+        if found is None:
+            return
+        if int(found[1] or 0) == int(found[2] or 0):
+            # 1..n, none removed (otherwise ``released`` reads the numbers)
+            self._released[found[0].id] = list(range(1, int(found[1] or 0) + 1))
+        if member and found[3]:
+            self.members.add(_member_key(cmd))
 
     def member(self, cmd: Any, rnd: RoundRow) -> None:
         actor = cmd.ctx.actor
@@ -127,6 +155,11 @@ class Gate:
         rules.check_phase(rnd.phase, VOTE_PHASES)
         self.member(cmd, rnd)
         return rnd
+
+
+def _round_key(cmd: Any) -> tuple[str, str, str, str]:
+    where = cmd.ctx.where
+    return (cmd.round_id, where.platform.value, where.workspace_id, where.channel_id)
 
 
 def _member_key(cmd: Any) -> tuple[str, str, str, str]:
@@ -200,22 +233,47 @@ async def answer_cards(
         for voter, number, choice in mine:
             if number in released and choice:
                 view.votes[voter][number] = str(choice)
-    # Vote counts only for the ideas a next card is chosen from (a few per card).
+    # One read per round: the vote counts of the ideas a next card is chosen from (a few per card)
+    # and, unless the batch wants many, the texts of those and of the ideas Back shows.
     wanted: dict[str, set[int]] = defaultdict(set)
+    shows: dict[str, set[int]] = defaultdict(set)
     for ask in asks:
-        if isinstance(ask, Ask) and ask.show is None:
+        if isinstance(ask, Ask):
             view = views[ask.rnd.id]
+            if ask.show is not None:
+                shows[ask.rnd.id].add(ask.show)
+                continue
             order = deck.personal_order(ask.voter, view.released)
             wanted[ask.rnd.id].update(deck.window(order, view.votes[ask.voter], ask.after, skip=ask.skip))
-    for rid, numbers in wanted.items():
-        counted = await u.s.execute(
-            select(BallotRow.idea_number, func.count())
+    texts = gate.texts
+    for rid in wanted.keys() | shows.keys():
+        numbers = wanted[rid] | shows[rid]
+        with_text = len(numbers) <= TEXTS_AT_ONCE
+        votes_on = (
+            select(func.count())
+            .select_from(BallotRow)
             .where(
-                BallotRow.round_id == rid, BallotRow.idea_number.in_(numbers), BallotRow.choice.is_not(None)
+                BallotRow.round_id == IdeaRow.round_id,
+                BallotRow.idea_number == IdeaRow.number,
+                BallotRow.choice.is_not(None),
             )
-            .group_by(BallotRow.idea_number)
+            .scalar_subquery()
         )
-        views[rid].counts = {int(n): int(k) for n, k in counted}
+        columns: list[Any] = [IdeaRow.number, votes_on, *([IdeaRow.text] if with_text else [])]
+        rows = await u.s.execute(
+            select(*columns).where(
+                IdeaRow.round_id == rid, IdeaRow.number.in_(numbers), IdeaRow.status == "released"
+            )
+        )
+        counts = views[rid].counts
+        for row in rows:
+            if row[0] is None:
+                continue
+            n = int(row[0])
+            if n in wanted[rid] and row[1]:
+                counts[n] = int(row[1])
+            if with_text:
+                texts[(rid, n)] = row[2]
     plans: list[deck.CardPlan | Message | None] = []
     shown: dict[str, set[int]] = defaultdict(set)
     for ask in asks:
@@ -236,7 +294,6 @@ async def answer_cards(
         plans.append(plan)
         if plan.idea is not None:
             shown[ask.rnd.id].add(plan.idea)
-    texts = gate.texts
     for rid, numbers in shown.items():
         missing = [n for n in numbers if (rid, n) not in texts]
         if not missing:
