@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from bot.domain import commands as c
 from bot.domain import deck, rules
@@ -40,6 +40,67 @@ VOTE_PHASES = (Phase.VOTE,)
 PAST_VOTING = frozenset({Phase.GOALS, Phase.ACTIONS, Phase.CLOSED})
 NONE = "-"
 TEXTS_AT_ONCE = 4 * deck.WINDOW  # ideas whose texts are read with their vote counts, not after
+
+
+# --- statements built once (each click only binds its values) --------------------------------
+
+
+def _round_statement(*, member: bool) -> Select[Any]:
+    """The round linked to a conversation, the highest number and the count of its released ideas,
+    and (``member``) whether a person has joined it."""
+    numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
+    highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
+    counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
+    columns: list[Any] = [RoundRow, highest, counted]
+    if member:
+        joined = select(ParticipantRow.round_id).where(
+            ParticipantRow.round_id == RoundRow.id,
+            ParticipantRow.platform == bindparam("actor_platform"),
+            ParticipantRow.workspace_id == bindparam("actor_workspace"),
+            ParticipantRow.user_id == bindparam("actor_user"),
+        )
+        columns.append(joined.exists())
+    return (
+        select(*columns)
+        .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
+        .where(
+            RoundRow.id == bindparam("round_id"),
+            ConversationRow.platform == bindparam("platform"),
+            ConversationRow.workspace_id == bindparam("workspace_id"),
+            ConversationRow.channel_id == bindparam("channel_id"),
+        )
+    )
+
+
+def _ideas_statement(*, text: bool) -> Select[Any]:
+    """Released ideas of a round by number: each with its vote count, and (``text``) its text."""
+    votes_on = (
+        select(func.count())
+        .select_from(BallotRow)
+        .where(
+            BallotRow.round_id == IdeaRow.round_id,
+            BallotRow.idea_number == IdeaRow.number,
+            BallotRow.choice.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    columns: list[Any] = [IdeaRow.number, votes_on, *([IdeaRow.text] if text else [])]
+    return select(*columns).where(
+        IdeaRow.round_id == bindparam("round_id"),
+        IdeaRow.number.in_(bindparam("numbers", expanding=True)),
+        IdeaRow.status == "released",
+    )
+
+
+ROUND = _round_statement(member=False)
+ROUND_AND_MEMBER = _round_statement(member=True)
+IDEAS = _ideas_statement(text=False)
+IDEAS_AND_TEXTS = _ideas_statement(text=True)
+VOTES_OF = select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
+    BallotRow.round_id == bindparam("round_id"),
+    BallotRow.voter_key.in_(bindparam("voters", expanding=True)),
+    BallotRow.choice.is_not(None),
+)
 
 
 # --- the rule, applied per command of a batch -------------------------------------------------
@@ -106,35 +167,12 @@ class Gate:
         """Read the command's round as linked to its conversation, with the highest and the count of
         its released ideas; with ``member``, also whether the command's sender has joined it."""
         key = _round_key(cmd)
-        numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
-        highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
-        counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
-        columns: list[Any] = [RoundRow, highest, counted]
         actor = cmd.ctx.actor
+        where = {"round_id": cmd.round_id, "platform": key[1], "workspace_id": key[2], "channel_id": key[3]}
         if member:
-            joined = (
-                select(ParticipantRow.round_id)
-                .where(
-                    ParticipantRow.round_id == RoundRow.id,
-                    ParticipantRow.platform == actor.platform.value,
-                    ParticipantRow.workspace_id == actor.workspace_id,
-                    ParticipantRow.user_id == actor.user_id,
-                )
-                .exists()
-            )
-            columns.append(joined)
-        found = (
-            await self.u.s.execute(
-                select(*columns)
-                .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
-                .where(
-                    RoundRow.id == cmd.round_id,
-                    ConversationRow.platform == key[1],
-                    ConversationRow.workspace_id == key[2],
-                    ConversationRow.channel_id == key[3],
-                )
-            )
-        ).first()
+            who = {"actor_platform": actor.platform.value, "actor_workspace": actor.workspace_id}
+            where |= who | {"actor_user": actor.user_id}
+        found = (await self.u.s.execute(ROUND_AND_MEMBER if member else ROUND, where)).first()
         self._rounds[key] = found[0] if found is not None else None
         if found is None:
             return
@@ -225,11 +263,7 @@ async def answer_cards(
                 voters.discard(voter)
         if not voters:
             continue
-        mine = await u.s.execute(
-            select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
-                BallotRow.round_id == rid, BallotRow.voter_key.in_(voters), BallotRow.choice.is_not(None)
-            )
-        )
+        mine = await u.s.execute(VOTES_OF, {"round_id": rid, "voters": sorted(voters)})
         for voter, number, choice in mine:
             if number in released and choice:
                 view.votes[voter][number] = str(choice)
@@ -249,21 +283,8 @@ async def answer_cards(
     for rid in wanted.keys() | shows.keys():
         numbers = wanted[rid] | shows[rid]
         with_text = len(numbers) <= TEXTS_AT_ONCE
-        votes_on = (
-            select(func.count())
-            .select_from(BallotRow)
-            .where(
-                BallotRow.round_id == IdeaRow.round_id,
-                BallotRow.idea_number == IdeaRow.number,
-                BallotRow.choice.is_not(None),
-            )
-            .scalar_subquery()
-        )
-        columns: list[Any] = [IdeaRow.number, votes_on, *([IdeaRow.text] if with_text else [])]
         rows = await u.s.execute(
-            select(*columns).where(
-                IdeaRow.round_id == rid, IdeaRow.number.in_(numbers), IdeaRow.status == "released"
-            )
+            IDEAS_AND_TEXTS if with_text else IDEAS, {"round_id": rid, "numbers": sorted(numbers)}
         )
         counts = views[rid].counts
         for row in rows:
