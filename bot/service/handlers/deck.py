@@ -72,9 +72,9 @@ def _round_statement(*, member: bool) -> Select[Any]:
     )
 
 
-def _ideas_statement(*, text: bool) -> Select[Any]:
-    """Released ideas of a round by number: each with its vote count, and (``text``) its text."""
-    votes_on = (
+def _votes_on() -> Any:
+    """The number of votes on an idea (a correlated subquery)."""
+    return (
         select(func.count())
         .select_from(BallotRow)
         .where(
@@ -84,7 +84,11 @@ def _ideas_statement(*, text: bool) -> Select[Any]:
         )
         .scalar_subquery()
     )
-    columns: list[Any] = [IdeaRow.number, votes_on, *([IdeaRow.text] if text else [])]
+
+
+def _ideas_statement(*, text: bool) -> Select[Any]:
+    """Released ideas of a round by number: each with its vote count, and (``text``) its text."""
+    columns: list[Any] = [IdeaRow.number, _votes_on(), *([IdeaRow.text] if text else [])]
     return select(*columns).where(
         IdeaRow.round_id == bindparam("round_id"),
         IdeaRow.number.in_(bindparam("numbers", expanding=True)),
@@ -92,7 +96,20 @@ def _ideas_statement(*, text: bool) -> Select[Any]:
     )
 
 
+def _deck_statement() -> Select[Any]:
+    """Every released idea of a round: its vote count, its text and one voter's vote on it."""
+    mine = select(BallotRow.choice).where(
+        BallotRow.round_id == IdeaRow.round_id,
+        BallotRow.idea_number == IdeaRow.number,
+        BallotRow.voter_key == bindparam("voter"),
+    )
+    return select(IdeaRow.number, _votes_on(), IdeaRow.text, mine.scalar_subquery()).where(
+        IdeaRow.round_id == bindparam("round_id"), IdeaRow.status == "released"
+    )
+
+
 ROUND = _round_statement(member=False)
+WHOLE_DECK = _deck_statement()
 ROUND_AND_MEMBER = _round_statement(member=True)
 IDEAS = _ideas_statement(text=False)
 IDEAS_AND_TEXTS = _ideas_statement(text=True)
@@ -238,6 +255,25 @@ class _RoundView:
     released: list[int] = field(default_factory=list)
     counts: dict[int, int] = field(default_factory=dict)
     votes: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
+    whole: bool = False  # every released idea's count and text read already
+
+
+async def _read_whole_deck(
+    u: Unit, rid: str, voter: str, view: _RoundView, texts: dict[tuple[str, int], str]
+) -> None:
+    released = set(view.released)
+    rows = await u.s.execute(WHOLE_DECK, {"round_id": rid, "voter": voter})
+    mine = view.votes[voter]
+    for number, count, text, choice in rows:
+        if number is None or int(number) not in released:
+            continue
+        n = int(number)
+        if count:
+            view.counts[n] = int(count)
+        texts[(rid, n)] = text
+        if choice:
+            mine[n] = str(choice)
+    view.whole = True
 
 
 async def answer_cards(
@@ -263,6 +299,12 @@ async def answer_cards(
                 voters.discard(voter)
         if not voters:
             continue
+        if len(voters) == 1 and len(view.released) <= TEXTS_AT_ONCE:
+            # One voter in a small deck (a lone Back, Skip or Open): their votes, every idea's count
+            # and text in one read.
+            (voter,) = voters
+            await _read_whole_deck(u, rid, voter, view, gate.texts)
+            continue
         mine = await u.s.execute(VOTES_OF, {"round_id": rid, "voters": sorted(voters)})
         for voter, number, choice in mine:
             if number in released and choice:
@@ -281,6 +323,8 @@ async def answer_cards(
             wanted[ask.rnd.id].update(deck.window(order, view.votes[ask.voter], ask.after, skip=ask.skip))
     texts = gate.texts
     for rid in wanted.keys() | shows.keys():
+        if views[rid].whole:
+            continue
         numbers = wanted[rid] | shows[rid]
         with_text = len(numbers) <= TEXTS_AT_ONCE
         rows = await u.s.execute(
