@@ -25,6 +25,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,13 +111,22 @@ async def _clicks(rig: Rig, n: int, *, pause: float = 0.0) -> list[float]:
 
 
 async def response_times(clicks: int) -> None:
+    from sqlalchemy import event
+
     from tests.adapters.discord.rig import make_rig
     from tests.platform_fakes.discord_client import running_client
 
     per_block = max(1, clicks // BLOCKS)
     print("Deck click: INTERACTION_CREATE -> interaction callback (fake's clock, loopback)")
+    print("  (CPU: this process's time per click, the fake's share included on both sides)")
     with tempfile.TemporaryDirectory() as tmp:
         async with make_rig(Path(tmp)) as rig:
+            statements = [0]
+
+            def count(*_: Any) -> None:
+                statements[0] += 1
+
+            event.listen(rig.app.engine.sync_engine, "before_cursor_execute", count)
             async with rig.running():
                 await _prepare(rig)
                 await _clicks(rig, 10)  # warm-up
@@ -125,18 +135,31 @@ async def response_times(clicks: int) -> None:
             for mode, pause in MODES.items():
                 convene: list[float] = []
                 bare: list[float] = []
+                cpu = {"convene": 0.0, "bare": 0.0}
+                statements[0] = 0
                 for _ in range(BLOCKS):  # alternate blocks so drift hits both alike
                     async with rig.running():
+                        began = time.process_time()
                         convene += await _clicks(rig, per_block, pause=pause)
+                        cpu["convene"] += time.process_time() - began
                     async with running_client(rig.fake, bare_client()):
+                        began = time.process_time()
                         bare += await _clicks(rig, per_block, pause=pause)
+                        cpu["bare"] += time.process_time() - began
                 p99 = _pct(convene, 0.99) / _pct(bare, 0.99)
                 median = statistics.median(convene) / statistics.median(bare)
                 verdict = "OK" if p99 <= 1.5 else "OVER"
+                cpu_bare, cpu_convene = (1000 * cpu[k] / (per_block * BLOCKS) for k in ("bare", "convene"))
                 print(f" {mode}")
-                print(f"  bare discord.py defer          : {_summary(bare)}")
-                print(f"  convene deck click -> next card: {_summary(convene)}")
-                print(f"  ratio of p99s {p99:.2f}x (goal <= 1.5x) {verdict}; ratio of medians {median:.2f}x")
+                print(f"  bare discord.py defer          : {_summary(bare)}  CPU {cpu_bare:.2f} ms/click")
+                print(
+                    f"  convene deck click -> next card: {_summary(convene)}  "
+                    f"CPU {cpu_convene:.2f} ms/click, {statements[0] / len(convene):.1f} SQL statements/click"
+                )
+                print(
+                    f"  ratio of p99s {p99:.2f}x (goal <= 1.5x) {verdict}; ratio of medians {median:.2f}x; "
+                    f"ratio of CPU {cpu_convene / cpu_bare:.2f}x"
+                )
 
 
 # --- idle memory (child process) --------------------------------------------------------------------

@@ -310,3 +310,38 @@ async def test_continuous_mode_needs_enough_people_otherwise_ideas_close_as_usua
         assert "not possible in the Vote phase" in h.privates("raj")[-1]
     finally:
         await h.app.aclose()
+
+
+async def test_a_large_deck_shows_each_idea_with_its_own_text_through_skip_vote_and_back(
+    engine: AsyncEngine,
+) -> None:
+    """More ideas than a card reads at once (the deck then reads counts and texts in two steps)."""
+    h = await make_harness(engine, rounds={"sector_min_voters": 2, "contributions_per_participant": 10})
+    try:
+        await story.start(h)
+        await story.link_discord(h)
+        await story.join_all(h)
+        for name in story.IDEAS:
+            for k in range(10):
+                await story.contribute(h, name, f"Proposal {k} from {name}")
+        await h.driver.command(h.person("maya"), "next")
+        async with h.app.engine.connect() as conn:
+            from sqlalchemy import text
+
+            rows = await conn.execute(text("select number, text from ideas where status = 'released'"))
+            texts = {int(n): str(t) for n, t in rows}
+        assert len(texts) == 40
+        raj = h.driver.people["raj"]
+        card = await h.driver.open_deck(raj)
+        seen: list[int] = []
+        for step in ["Skip", "Agree", "Skip", "Disagree", "Back", "Pass", "Agree"]:
+            idea = ConsoleDriver.idea_on(card)
+            assert idea is not None
+            assert texts[idea] in card.text, (idea, card.text)
+            seen.append(idea)
+            await h.driver.press(raj, button(card, step))
+            card = h.driver.card(raj)
+        assert seen[5] == seen[3]  # Back shows the idea just voted on, whose vote Pass then changes
+        assert await choices(h) == {seen[1]: "agree", seen[3]: "pass", seen[6]: "agree"}
+    finally:
+        await h.app.aclose()

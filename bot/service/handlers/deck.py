@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from bot.domain import commands as c
 from bot.domain import deck, rules
@@ -39,6 +39,85 @@ cap = Capability("deck")
 VOTE_PHASES = (Phase.VOTE,)
 PAST_VOTING = frozenset({Phase.GOALS, Phase.ACTIONS, Phase.CLOSED})
 NONE = "-"
+TEXTS_AT_ONCE = 4 * deck.WINDOW  # ideas whose texts are read with their vote counts, not after
+
+
+# --- statements built once (each click only binds its values) --------------------------------
+
+
+def _round_statement(*, member: bool) -> Select[Any]:
+    """The round linked to a conversation, the highest number and the count of its released ideas,
+    and (``member``) whether a person has joined it."""
+    numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
+    highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
+    counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
+    columns: list[Any] = [RoundRow, highest, counted]
+    if member:
+        joined = select(ParticipantRow.round_id).where(
+            ParticipantRow.round_id == RoundRow.id,
+            ParticipantRow.platform == bindparam("actor_platform"),
+            ParticipantRow.workspace_id == bindparam("actor_workspace"),
+            ParticipantRow.user_id == bindparam("actor_user"),
+        )
+        columns.append(joined.exists())
+    return (
+        select(*columns)
+        .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
+        .where(
+            RoundRow.id == bindparam("round_id"),
+            ConversationRow.platform == bindparam("platform"),
+            ConversationRow.workspace_id == bindparam("workspace_id"),
+            ConversationRow.channel_id == bindparam("channel_id"),
+        )
+    )
+
+
+def _votes_on() -> Any:
+    """The number of votes on an idea (a correlated subquery)."""
+    return (
+        select(func.count())
+        .select_from(BallotRow)
+        .where(
+            BallotRow.round_id == IdeaRow.round_id,
+            BallotRow.idea_number == IdeaRow.number,
+            BallotRow.choice.is_not(None),
+        )
+        .scalar_subquery()
+    )
+
+
+def _ideas_statement(*, text: bool) -> Select[Any]:
+    """Released ideas of a round by number: each with its vote count, and (``text``) its text."""
+    columns: list[Any] = [IdeaRow.number, _votes_on(), *([IdeaRow.text] if text else [])]
+    return select(*columns).where(
+        IdeaRow.round_id == bindparam("round_id"),
+        IdeaRow.number.in_(bindparam("numbers", expanding=True)),
+        IdeaRow.status == "released",
+    )
+
+
+def _deck_statement() -> Select[Any]:
+    """Every released idea of a round: its vote count, its text and one voter's vote on it."""
+    mine = select(BallotRow.choice).where(
+        BallotRow.round_id == IdeaRow.round_id,
+        BallotRow.idea_number == IdeaRow.number,
+        BallotRow.voter_key == bindparam("voter"),
+    )
+    return select(IdeaRow.number, _votes_on(), IdeaRow.text, mine.scalar_subquery()).where(
+        IdeaRow.round_id == bindparam("round_id"), IdeaRow.status == "released"
+    )
+
+
+ROUND = _round_statement(member=False)
+WHOLE_DECK = _deck_statement()
+ROUND_AND_MEMBER = _round_statement(member=True)
+IDEAS = _ideas_statement(text=False)
+IDEAS_AND_TEXTS = _ideas_statement(text=True)
+VOTES_OF = select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
+    BallotRow.round_id == bindparam("round_id"),
+    BallotRow.voter_key.in_(bindparam("voters", expanding=True)),
+    BallotRow.choice.is_not(None),
+)
 
 
 # --- the rule, applied per command of a batch -------------------------------------------------
@@ -73,6 +152,10 @@ class Gate:
         unknown = [cmd for cmd in commands if _member_key(cmd) not in self.members]
         if not unknown:
             return
+        if len(unknown) == 1 and _round_key(unknown[0]) not in self._rounds:
+            # A lone click (the usual case): its round and whether its sender joined, in one read.
+            await self._read_round(unknown[0], member=True)
+            return
         rows = await self.u.s.execute(
             select(
                 ParticipantRow.round_id,
@@ -89,32 +172,32 @@ class Gate:
 
     async def round(self, cmd: Any) -> RoundRow:
         """The command's round, which must be linked to the conversation the click came from."""
-        where = cmd.ctx.where
-        key = (cmd.round_id, where.platform.value, where.workspace_id, where.channel_id)
+        key = _round_key(cmd)
         if key not in self._rounds:
-            numbered = (IdeaRow.round_id == RoundRow.id, IdeaRow.status == "released")
-            highest = select(func.max(IdeaRow.number)).where(*numbered).scalar_subquery()
-            counted = select(func.count()).select_from(IdeaRow).where(*numbered).scalar_subquery()
-            found = (
-                await self.u.s.execute(
-                    select(RoundRow, highest, counted)
-                    .join(ConversationRow, ConversationRow.round_id == RoundRow.id)
-                    .where(
-                        RoundRow.id == cmd.round_id,
-                        ConversationRow.platform == key[1],
-                        ConversationRow.workspace_id == key[2],
-                        ConversationRow.channel_id == key[3],
-                    )
-                )
-            ).first()
-            self._rounds[key] = found[0] if found is not None else None
-            if found is not None and int(found[1] or 0) == int(found[2] or 0):
-                # 1..n, none removed (otherwise ``released`` reads the numbers)
-                self._released[found[0].id] = list(range(1, int(found[1] or 0) + 1))
+            await self._read_round(cmd, member=False)
         rnd = self._rounds[key]
         if rnd is None:
             raise DomainError("round_gone")
         return rnd
+
+    async def _read_round(self, cmd: Any, *, member: bool) -> None:
+        """Read the command's round as linked to its conversation, with the highest and the count of
+        its released ideas; with ``member``, also whether the command's sender has joined it."""
+        key = _round_key(cmd)
+        actor = cmd.ctx.actor
+        where = {"round_id": cmd.round_id, "platform": key[1], "workspace_id": key[2], "channel_id": key[3]}
+        if member:
+            who = {"actor_platform": actor.platform.value, "actor_workspace": actor.workspace_id}
+            where |= who | {"actor_user": actor.user_id}
+        found = (await self.u.s.execute(ROUND_AND_MEMBER if member else ROUND, where)).first()
+        self._rounds[key] = found[0] if found is not None else None
+        if found is None:
+            return
+        if int(found[1] or 0) == int(found[2] or 0):
+            # 1..n, none removed (otherwise ``released`` reads the numbers)
+            self._released[found[0].id] = list(range(1, int(found[1] or 0) + 1))
+        if member and found[3]:
+            self.members.add(_member_key(cmd))
 
     def member(self, cmd: Any, rnd: RoundRow) -> None:
         actor = cmd.ctx.actor
@@ -127,6 +210,11 @@ class Gate:
         rules.check_phase(rnd.phase, VOTE_PHASES)
         self.member(cmd, rnd)
         return rnd
+
+
+def _round_key(cmd: Any) -> tuple[str, str, str, str]:
+    where = cmd.ctx.where
+    return (cmd.round_id, where.platform.value, where.workspace_id, where.channel_id)
 
 
 def _member_key(cmd: Any) -> tuple[str, str, str, str]:
@@ -167,6 +255,25 @@ class _RoundView:
     released: list[int] = field(default_factory=list)
     counts: dict[int, int] = field(default_factory=dict)
     votes: dict[str, dict[int, str]] = field(default_factory=lambda: defaultdict(dict))
+    whole: bool = False  # every released idea's count and text read already
+
+
+async def _read_whole_deck(
+    u: Unit, rid: str, voter: str, view: _RoundView, texts: dict[tuple[str, int], str]
+) -> None:
+    released = set(view.released)
+    rows = await u.s.execute(WHOLE_DECK, {"round_id": rid, "voter": voter})
+    mine = view.votes[voter]
+    for number, count, text, choice in rows:
+        if number is None or int(number) not in released:
+            continue
+        n = int(number)
+        if count:
+            view.counts[n] = int(count)
+        texts[(rid, n)] = text
+        if choice:
+            mine[n] = str(choice)
+    view.whole = True
 
 
 async def answer_cards(
@@ -192,30 +299,46 @@ async def answer_cards(
                 voters.discard(voter)
         if not voters:
             continue
-        mine = await u.s.execute(
-            select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
-                BallotRow.round_id == rid, BallotRow.voter_key.in_(voters), BallotRow.choice.is_not(None)
-            )
-        )
+        if len(voters) == 1 and len(view.released) <= TEXTS_AT_ONCE:
+            # One voter in a small deck (a lone Back, Skip or Open): their votes, every idea's count
+            # and text in one read.
+            (voter,) = voters
+            await _read_whole_deck(u, rid, voter, view, gate.texts)
+            continue
+        mine = await u.s.execute(VOTES_OF, {"round_id": rid, "voters": sorted(voters)})
         for voter, number, choice in mine:
             if number in released and choice:
                 view.votes[voter][number] = str(choice)
-    # Vote counts only for the ideas a next card is chosen from (a few per card).
+    # One read per round: the vote counts of the ideas a next card is chosen from (a few per card)
+    # and, unless the batch wants many, the texts of those and of the ideas Back shows.
     wanted: dict[str, set[int]] = defaultdict(set)
+    shows: dict[str, set[int]] = defaultdict(set)
     for ask in asks:
-        if isinstance(ask, Ask) and ask.show is None:
+        if isinstance(ask, Ask):
             view = views[ask.rnd.id]
+            if ask.show is not None:
+                shows[ask.rnd.id].add(ask.show)
+                continue
             order = deck.personal_order(ask.voter, view.released)
             wanted[ask.rnd.id].update(deck.window(order, view.votes[ask.voter], ask.after, skip=ask.skip))
-    for rid, numbers in wanted.items():
-        counted = await u.s.execute(
-            select(BallotRow.idea_number, func.count())
-            .where(
-                BallotRow.round_id == rid, BallotRow.idea_number.in_(numbers), BallotRow.choice.is_not(None)
-            )
-            .group_by(BallotRow.idea_number)
+    texts = gate.texts
+    for rid in wanted.keys() | shows.keys():
+        if views[rid].whole:
+            continue
+        numbers = wanted[rid] | shows[rid]
+        with_text = len(numbers) <= TEXTS_AT_ONCE
+        rows = await u.s.execute(
+            IDEAS_AND_TEXTS if with_text else IDEAS, {"round_id": rid, "numbers": sorted(numbers)}
         )
-        views[rid].counts = {int(n): int(k) for n, k in counted}
+        counts = views[rid].counts
+        for row in rows:
+            if row[0] is None:
+                continue
+            n = int(row[0])
+            if n in wanted[rid] and row[1]:
+                counts[n] = int(row[1])
+            if with_text:
+                texts[(rid, n)] = row[2]
     plans: list[deck.CardPlan | Message | None] = []
     shown: dict[str, set[int]] = defaultdict(set)
     for ask in asks:
@@ -236,7 +359,6 @@ async def answer_cards(
         plans.append(plan)
         if plan.idea is not None:
             shown[ask.rnd.id].add(plan.idea)
-    texts = gate.texts
     for rid, numbers in shown.items():
         missing = [n for n in numbers if (rid, n) not in texts]
         if not missing:
