@@ -31,6 +31,7 @@ from bot.domain.validation import ref_number
 from bot.messages import Message, Part
 from bot.persistence.tables import BallotRow, ConversationRow, IdeaRow, ParticipantRow, RoundRow
 from bot.prompts import PromptKey
+from bot.service.queries import padded
 from bot.service.registry import Button, Capability
 from bot.service.unit import Unit, button
 
@@ -80,8 +81,8 @@ class Gate:
                 ParticipantRow.workspace_id,
                 ParticipantRow.user_id,
             ).where(
-                ParticipantRow.round_id.in_({cmd.round_id for cmd in unknown}),
-                ParticipantRow.user_id.in_({cmd.ctx.actor.user_id for cmd in unknown}),
+                ParticipantRow.round_id.in_(padded(cmd.round_id for cmd in unknown)),
+                ParticipantRow.user_id.in_(padded(cmd.ctx.actor.user_id for cmd in unknown)),
             )
         )
         for row in rows:
@@ -194,7 +195,9 @@ async def answer_cards(
             continue
         mine = await u.s.execute(
             select(BallotRow.voter_key, BallotRow.idea_number, BallotRow.choice).where(
-                BallotRow.round_id == rid, BallotRow.voter_key.in_(voters), BallotRow.choice.is_not(None)
+                BallotRow.round_id == rid,
+                BallotRow.voter_key.in_(padded(voters)),
+                BallotRow.choice.is_not(None),
             )
         )
         for voter, number, choice in mine:
@@ -211,7 +214,9 @@ async def answer_cards(
         counted = await u.s.execute(
             select(BallotRow.idea_number, func.count())
             .where(
-                BallotRow.round_id == rid, BallotRow.idea_number.in_(numbers), BallotRow.choice.is_not(None)
+                BallotRow.round_id == rid,
+                BallotRow.idea_number.in_(padded(numbers)),
+                BallotRow.choice.is_not(None),
             )
             .group_by(BallotRow.idea_number)
         )
@@ -243,7 +248,7 @@ async def answer_cards(
             continue
         rows = await u.s.execute(
             select(IdeaRow.number, IdeaRow.text).where(
-                IdeaRow.round_id == rid, IdeaRow.number.in_(missing), IdeaRow.status == "released"
+                IdeaRow.round_id == rid, IdeaRow.number.in_(padded(missing)), IdeaRow.status == "released"
             )
         )
         for n, t in rows:
