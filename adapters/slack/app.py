@@ -16,6 +16,7 @@ import asyncio
 import codecs
 import contextvars
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -225,6 +226,10 @@ class AudienceCheck:
             return Audience.UNKNOWN
         shared = info.get("is_ext_shared") or info.get("is_pending_ext_shared")
         return self.remember(channel, Audience.SHARED if shared else Audience.OWN)
+
+
+# The same few names come with every click (a pure function: remembered per process, a bounded set).
+_display_name = functools.lru_cache(maxsize=4096)(display_name)
 
 
 def _str(value: Any) -> str:
@@ -455,7 +460,7 @@ class SlackHandlers:
         channel = _str(channel_id)
         name = user_name if isinstance(user_name, str) else ""
         return Context(
-            actor=UserRef(Platform.SLACK, team, user, display_name(name)),  # stored on actions taken
+            actor=UserRef(Platform.SLACK, team, user, _display_name(name)),  # stored on actions taken
             where=ConversationRef(Platform.SLACK, team, channel),
             # Slash commands and clicks carry a response_url for private replies; modals and events do not.
             reply_handle=_response_url(body),
