@@ -145,6 +145,7 @@ class Prompts:
             lstrip_blocks=True,
             keep_trailing_newline=False,
             autoescape=False,
+            auto_reload=False,  # compiled once per process: no stat of the file at every render
         )
         env.globals["labels"] = self.label
         return env

@@ -13,8 +13,10 @@ core's inbox), which is also what makes a modal submitted twice count once.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextvars
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
@@ -29,7 +31,9 @@ from typing import Any, TypeGuard
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_bolt.context.async_context import AsyncBoltContext as _BoltContext
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
 from slack_bolt.response import BoltResponse
@@ -222,6 +226,10 @@ class AudienceCheck:
             return Audience.UNKNOWN
         shared = info.get("is_ext_shared") or info.get("is_pending_ext_shared")
         return self.remember(channel, Audience.SHARED if shared else Audience.OWN)
+
+
+# The same few names come with every click (a pure function: remembered per process, a bounded set).
+_display_name = functools.lru_cache(maxsize=4096)(display_name)
 
 
 def _str(value: Any) -> str:
@@ -452,7 +460,7 @@ class SlackHandlers:
         channel = _str(channel_id)
         name = user_name if isinstance(user_name, str) else ""
         return Context(
-            actor=UserRef(Platform.SLACK, team, user, display_name(name)),  # stored on actions taken
+            actor=UserRef(Platform.SLACK, team, user, _display_name(name)),  # stored on actions taken
             where=ConversationRef(Platform.SLACK, team, channel),
             # Slash commands and clicks carry a response_url for private replies; modals and events do not.
             reply_handle=_response_url(body),
@@ -845,6 +853,42 @@ def _parse_loosely(body: bytes, headers: Mapping[str, Any]) -> Any:
         return None
 
 
+FORM = "application/x-www-form-urlencoded"
+
+
+def interactive_payload(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of an interactivity body (``payload=<url-encoded JSON>``, what every click
+    sends), decoded at C speed; None for anything else, which bolt's own parser reads.
+
+    The same result as bolt's ``parse_qsl`` + ``json.loads``, without urllib's pure-Python unquote
+    (about 0.15 ms for a click carrying a card of blocks, each ``{``, ``"`` and ``:`` a ``%XX``):
+    ``+`` is a space, and each ``%XX`` becomes its byte by turning it into a ``\\xXX`` escape (the
+    body's own backslashes doubled first, so nothing else is an escape); a ``%`` without two hex digits
+    after it, which urllib would keep as typed, is left to bolt."""
+    if not body.startswith(b"payload=") or b"&" in body:
+        return None
+    value = body[8:].replace(b"+", b" ")
+    try:
+        if b"%" in value:
+            value = codecs.escape_decode(value.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]
+        payload = json.loads(value.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class ParsedRequest(AsyncBoltRequest):
+    """An HTTP-mode bolt request whose body was parsed here (`interactive_payload`): bolt keeps the
+    raw text (its own signature check reads it) and is handed the payload, instead of parsing it
+    again with urllib."""
+
+    def __init__(self, *, raw: str, payload: dict[str, Any], query: str, headers: dict[str, Any]) -> None:
+        super().__init__(body="", query=query, headers=headers)
+        self.raw_body = raw
+        self.body = payload
+        self.context = build_async_context(_BoltContext({}), payload)
+
+
 def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float) -> bool:
     """Slack's v0 signature, checked defensively: any odd header is a plain ``False``."""
     if not timestamp or not signature or not _TIMESTAMP.match(timestamp) or not _SIGNATURE.match(signature):
@@ -882,7 +926,12 @@ def web_app(
         headers: dict[str, str | Sequence[str]] = {k.lower(): v for k, v in request.headers.items()}
         try:
             text = body.decode("utf-8")
-            bolt_req = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+            payload = interactive_payload(body) if request.content_type == FORM else None
+            bolt_req = (
+                ParsedRequest(raw=text, payload=payload, query=request.query_string, headers=headers)
+                if payload is not None
+                else AsyncBoltRequest(body=text, query=request.query_string, headers=headers)
+            )
         except Exception as err:
             # Whatever reading it raises is the request's doing: not UTF-8 or JSON, nested deeper
             # than the parser recurses (RecursionError), ids of a kind bolt's extractors cannot take.

@@ -47,6 +47,7 @@ mrkdwn has no backslash escape, and a zero-width character would hide in the tex
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -59,8 +60,9 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
+from slack_sdk.proxy_env_variable_loader import load_http_proxy_from_env
 from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.webhook.async_client import AsyncWebhookClient
+from slack_sdk.web.internal_utils import get_user_agent
 
 from bot.messages import Attachment, Block, Button, Rendered
 from bot.ports import DeliveryError
@@ -82,6 +84,13 @@ MAX_FALLBACK_TEXT = 3000
 MAX_INLINE_RETRY_WAIT = 5.0
 MAX_ALT_TEXT = 1000  # files.getUploadURLExternal: alt_txt_too_large beyond this
 UPLOAD_ATTEMPTS = 3  # POSTs of a file's bytes, counting retries after a short Retry-After
+
+# A response_url POST as slack_sdk's AsyncWebhookClient makes it: its headers, the proxy named in the
+# environment, and one retry (after its first backoff) when the pooled connection was dropped.
+_RESPOND_HEADERS = {"Content-Type": "application/json;charset=utf-8", "User-Agent": get_user_agent()}
+_PROXY = load_http_proxy_from_env()
+_DROPPED = (aiohttp.ServerConnectionError, aiohttp.ClientOSError)  # ServerDisconnectedError is one
+RESPOND_RETRY_WAIT = 0.5
 
 # Errors that will not go away by retrying: the token, the channel or the payload is wrong.
 PERMANENT_ERRORS = frozenset(
@@ -536,27 +545,42 @@ class SlackChatPort:
     async def _respond(
         self, response_url: str, text: str, blocks: list[dict[str, Any]], *, replace: bool = False
     ) -> None:
+        """POST to a response_url: the body and headers slack_sdk's AsyncWebhookClient sends (and its
+        one retry after a dropped connection), on the pooled session, without building a client, a
+        retry request and a response object per card (the deck's hot path)."""
+        body: dict[str, Any] = {"text": text}
+        if blocks:
+            body["blocks"] = blocks
+        if not replace:
+            body["response_type"] = "ephemeral"
+        body["replace_original"] = replace
+        data = json.dumps(body).encode()
         self._session()
         shared = self.client.session
         session = shared if shared is not None and not shared.closed else aiohttp.ClientSession()
-        hook = AsyncWebhookClient(response_url, session=session)
         try:
-            resp = await hook.send(
-                text=text,
-                blocks=blocks or None,
-                response_type=None if replace else "ephemeral",
-                replace_original=replace,
-            )
-        except Exception as err:
-            raise DeliveryError(f"response_url: {type(err).__name__}") from None
+            for attempt in (1, 2):
+                try:
+                    async with session.post(
+                        response_url, data=data, headers=_RESPOND_HEADERS, proxy=_PROXY
+                    ) as resp:
+                        status, headers = resp.status, resp.headers
+                        await resp.read()
+                    break
+                except _DROPPED as err:
+                    if attempt == 2:
+                        raise DeliveryError(f"response_url: {type(err).__name__}") from None
+                    await asyncio.sleep(RESPOND_RETRY_WAIT)
+                except Exception as err:
+                    raise DeliveryError(f"response_url: {type(err).__name__}") from None
         finally:
             if session is not shared:
                 await session.close()
-        if resp.status_code == 429:
-            raise DeliveryError("response_url: ratelimited", retry_after=_retry_after(resp.headers))
-        if resp.status_code >= 400:
+        if status == 429:
+            raise DeliveryError("response_url: ratelimited", retry_after=_retry_after(headers))
+        if status >= 400:
             # An expired or used-up response_url never comes back.
-            raise DeliveryError(f"response_url: HTTP {resp.status_code}", permanent=resp.status_code < 500)
+            raise DeliveryError(f"response_url: HTTP {status}", permanent=status < 500)
 
 
 def _delivery_error(err: SlackApiError) -> DeliveryError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -37,7 +37,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, **kwargs)
+        asyncpg = u.get_driver_name() == "asyncpg"
+        engine = create_async_engine(url, pool_pre_ping=not asyncpg, **kwargs)
+        if asyncpg:
+            event.listen(engine.sync_engine.pool, "checkout", _ping)  # pre-ping in one round trip
+        return engine
     memory = u.database in (None, "", ":memory:")
     if memory:
         kwargs.setdefault("poolclass", StaticPool)
@@ -63,6 +67,19 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _ping(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    """Every connection taken from the pool is tried first, so one the server dropped (a restart, a
+    failover) is replaced instead of failing a command. What ``pool_pre_ping`` does, in one round
+    trip: SQLAlchemy's asyncpg ping wraps its statement in BEGIN and ROLLBACK (three round trips on
+    every checkout, i.e. every transaction). A statement without parameters goes over the simple
+    query protocol and prepares nothing (safe behind pgbouncer's transaction pooling, which that
+    wrapping is for)."""
+    try:
+        dbapi_conn.run_async(lambda conn: conn.execute("SELECT 1"))
+    except Exception:
+        raise exc.DisconnectionError("the pooled connection did not answer") from None
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -4,6 +4,7 @@ second one needs it)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -104,3 +105,14 @@ async def pending_ideas_by(s: AsyncSession, round_id: str, author_key: str) -> l
         .order_by(IdeaRow.text)
     )
     return list(rows)
+
+
+def padded(values: Iterable[Any]) -> list[Any]:
+    """``values`` for an ``IN (...)``, repeated up to the next power of two (the same set): each
+    length is a new SQL text to the database driver, which prepares every text it has not seen (a
+    round trip and a plan on PostgreSQL), so a batch's lists of 1 to 200 ids share 9 texts."""
+    out = sorted(set(values))
+    size = 1
+    while size < len(out):
+        size *= 2
+    return out + out[-1:] * (size - len(out))

@@ -31,6 +31,7 @@ from bot.domain.validation import ref_number
 from bot.messages import Message, Part
 from bot.persistence.tables import BallotRow, ConversationRow, IdeaRow, ParticipantRow, RoundRow
 from bot.prompts import PromptKey
+from bot.service.queries import padded
 from bot.service.registry import Button, Capability
 from bot.service.unit import Unit, button
 
@@ -163,8 +164,8 @@ class Gate:
                 ParticipantRow.workspace_id,
                 ParticipantRow.user_id,
             ).where(
-                ParticipantRow.round_id.in_({cmd.round_id for cmd in unknown}),
-                ParticipantRow.user_id.in_({cmd.ctx.actor.user_id for cmd in unknown}),
+                ParticipantRow.round_id.in_(padded(cmd.round_id for cmd in unknown)),
+                ParticipantRow.user_id.in_(padded(cmd.ctx.actor.user_id for cmd in unknown)),
             )
         )
         for row in rows:
@@ -305,7 +306,7 @@ async def answer_cards(
             (voter,) = voters
             await _read_whole_deck(u, rid, voter, view, gate.texts)
             continue
-        mine = await u.s.execute(VOTES_OF, {"round_id": rid, "voters": sorted(voters)})
+        mine = await u.s.execute(VOTES_OF, {"round_id": rid, "voters": padded(voters)})
         for voter, number, choice in mine:
             if number in released and choice:
                 view.votes[voter][number] = str(choice)
@@ -328,7 +329,7 @@ async def answer_cards(
         numbers = wanted[rid] | shows[rid]
         with_text = len(numbers) <= TEXTS_AT_ONCE
         rows = await u.s.execute(
-            IDEAS_AND_TEXTS if with_text else IDEAS, {"round_id": rid, "numbers": sorted(numbers)}
+            IDEAS_AND_TEXTS if with_text else IDEAS, {"round_id": rid, "numbers": padded(numbers)}
         )
         counts = views[rid].counts
         for row in rows:
@@ -365,7 +366,7 @@ async def answer_cards(
             continue
         rows = await u.s.execute(
             select(IdeaRow.number, IdeaRow.text).where(
-                IdeaRow.round_id == rid, IdeaRow.number.in_(missing), IdeaRow.status == "released"
+                IdeaRow.round_id == rid, IdeaRow.number.in_(padded(missing)), IdeaRow.status == "released"
             )
         )
         for n, t in rows:

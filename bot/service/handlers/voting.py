@@ -28,6 +28,7 @@ from bot.prompts import PromptKey
 from bot.refs import Platform, UserRef
 from bot.service.handlers.deck import Ask, Gate, answer_cards, notice, refusal
 from bot.service.ingest import claim_requests
+from bot.service.queries import padded
 from bot.service.registry import Button, Capability, FormDef, FormInput
 from bot.service.unit import Unit, button
 
@@ -188,8 +189,8 @@ async def _standing_votes(
         out.setdefault((rnd.id, voter), {})  # a voter with no vote yet is known too
     rows = await u.s.execute(
         select(BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key, BallotRow.choice).where(
-            BallotRow.round_id.in_({rnd.id for rnd, _ in admitted}),
-            BallotRow.voter_key.in_({voter for _, voter in admitted}),
+            BallotRow.round_id.in_(padded(rnd.id for rnd, _ in admitted)),
+            BallotRow.voter_key.in_(padded(voter for _, voter in admitted)),
             BallotRow.choice.is_not(None),
         )
     )
