@@ -612,6 +612,7 @@ def create_bolt_app(
         else None
     )
     bolt = AsyncApp(
+        name="convene",  # named: bolt would otherwise read the caller's source files (inspect.stack)
         client=client,
         oauth_settings=settings,
         authorize=oauth.authorize(settings, client) if settings is not None else None,  # type: ignore[arg-type]
