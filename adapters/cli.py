@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
 import signal
@@ -19,6 +18,7 @@ from bot import __version__
 from bot.app import App
 from bot.config import AppConfig, ConfigError, load_config
 from bot.domain.errors import DomainError
+from bot.heap import settle_startup_heap
 from bot.keys import KeyUnavailable
 from bot.persistence.db import make_engine, make_sessionmaker
 from bot.ports import ChatPort
@@ -343,9 +343,9 @@ async def _run(cfg: AppConfig) -> int:
         else:
             starters["ops"] = lambda app: ops.serve_ops(app, endpoints, app.stop)
     # Long-lived start-up objects (config, prompts, SDK modules) leave the garbage collector's
-    # view, so full collections stay short and do not show up as ack latency.
-    gc.collect()
-    gc.freeze()
+    # view, so full collections stay short and do not show up as ack latency; the start's garbage
+    # goes back to the OS.
+    settle_startup_heap()
     app.start_background()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

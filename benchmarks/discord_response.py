@@ -44,8 +44,19 @@ if TYPE_CHECKING:
 BLOCKS = 4
 GOAL_MIB = 90
 # Not needed by an idle worker: charts and the consensus engine (a tally), migrations, OpenSSL's
-# bindings (the first round key opened), the emoji tables (the first text with a shortcode).
-HEAVY = ("numpy", "scipy", "matplotlib", "alembic", "mako", "cryptography", "emoji", "prometheus_client")
+# bindings (the first round key opened), the emoji tables (the first text with a shortcode), Jinja2
+# (the first text rendered).
+HEAVY = (
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "alembic",
+    "mako",
+    "cryptography",
+    "emoji",
+    "prometheus_client",
+    "jinja2",
+)
 # Paced: 30 ms between clicks, so the relay has marked the previous confirmation sent (the
 # measured click then meets an idle loop, as most clicks do). Back-to-back: no pause at all.
 MODES = {"paced (30 ms apart)": 0.03, "back-to-back": 0.0}

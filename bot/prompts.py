@@ -10,12 +10,14 @@ import functools
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 import yaml
 
 from bot.messages import Block, Button, Message, Rendered
+
+if TYPE_CHECKING:
+    import jinja2
 
 Escape = Callable[[str], str]
 
@@ -126,10 +128,15 @@ class Prompts:
             raise FileNotFoundError(f"no prompts for language {language!r} in {self.root}")
         with (self.dir / "labels.yaml").open(encoding="utf-8") as fh:
             self.labels: dict[str, Any] = yaml.safe_load(fh)
-        self._loader = jinja2.FileSystemLoader(str(self.dir))
+        self._loader: jinja2.BaseLoader | None = None  # Jinja2 from the first text rendered (~3 MiB)
 
     @functools.lru_cache(maxsize=8)  # noqa: B019 - one environment per escape function, for the process
     def _env(self, escape: Escape) -> jinja2.Environment:
+        import jinja2
+
+        if self._loader is None:
+            self._loader = jinja2.FileSystemLoader(str(self.dir))
+
         def finalize(value: Any) -> Any:
             # Numbers are the template's own; anything else may carry a person's text, even inside
             # a list or a mapping rendered whole.

@@ -620,6 +620,9 @@ def create_bolt_app(
         else None
     )
     bolt = AsyncApp(
+        # Named, or bolt reads the caller's source files (inspect.stack; ~0.5 MiB kept in linecache).
+        # Bolt configures a logger of this name: never "convene" itself, whose levels are ours.
+        name="convene-slack",
         client=client,
         oauth_settings=settings,
         authorize=oauth.authorize(settings, client) if settings is not None else None,  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ Secrets come from the environment variables the config names (never from the con
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import App
 from bot.config import ConfigError, SlackConfig
+from bot.heap import settle_startup_heap
 from bot.ports import DeliveryError
 
 from .app import create_bolt_app, web_app
@@ -80,9 +80,9 @@ def freeze_startup_heap() -> None:
     """Take what startup built (modules, the ORM's mappers, bolt, prompts: ~130k objects) out of the
     garbage collector's reach. A full collection over them paused the event loop for 70-100 ms, which
     was most of the ack p99 in benchmarks/slack_ack.py; frozen, full collections only scan what was
-    allocated since. Process-wide and idempotent; called once everything is built, before serving."""
-    gc.collect()
-    gc.freeze()
+    allocated since. The start's garbage goes back to the OS (``bot.heap``). Process-wide and
+    idempotent; called once everything is built, before serving."""
+    settle_startup_heap()
 
 
 def make_bolt_app(app: App, config: SlackConfig, env: Mapping[str, str] | None = None) -> AsyncApp:

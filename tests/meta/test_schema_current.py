@@ -50,7 +50,26 @@ def test_starting_a_worker_imports_neither_alembic_nor_the_other_dialect() -> No
     code = (
         "import sys, adapters.cli, bot.app, adapters.discord.runner, adapters.slack.runner;"
         "print(sorted(m for m in ('alembic', 'mako', 'emoji', 'cryptography', 'numpy', 'matplotlib',"
-        " 'sqlalchemy.dialects.postgresql') if m in sys.modules))"
+        " 'sqlalchemy.dialects.postgresql', 'jinja2') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_worker_loads_jinja2_at_its_first_text_and_settles_its_heap() -> None:
+    """Idle memory: Jinja2 comes with the first text rendered; after start-up what survived is
+    frozen (short full collections) and glibc's free pages go back to the OS."""
+    code = (
+        "import gc, sys\n"
+        "from bot.heap import release_free_memory, settle_startup_heap\n"
+        "from bot.prompts import Prompts\n"
+        "p = Prompts()\n"
+        "print('jinja2' in sys.modules)\n"
+        "print(p.render('errors/error', {'code': 'malformed_request', 'detail': ''}) != '')\n"
+        "print('jinja2' in sys.modules)\n"
+        "settle_startup_heap()\n"
+        "print(gc.get_freeze_count() > 0)\n"
+        "print(release_free_memory() == sys.platform.startswith('linux'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "True", "True", "True"]
