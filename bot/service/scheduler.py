@@ -123,14 +123,14 @@ class DeadlineScheduler:
 
     async def claim(self, s: AsyncSession, now: dt.datetime) -> list[DueTimer]:
         """The due timers, oldest first, marked done in this transaction by one statement (a firing
-        that cannot do its work puts its timer back). See ``_claim_statement``."""
+        that cannot do its work puts its timer back). See ``claim_statement``."""
         conn = await s.connection()
         sqlite = conn.dialect.name == "sqlite"
         params: dict[str, object] = {"now": now, "limit": self.batch}
         if self._held:
             params["held"] = list(self._held)
         if conn.dialect.update_returning:
-            result = await conn.execute(_claim_statement(sqlite, held=bool(self._held)), params)
+            result = await conn.execute(claim_statement(sqlite, held=bool(self._held)), params)
             timers = [DueTimer._make(row) for row in result]
         else:  # SQLite before 3.35: read, then mark
             due = _due(sqlite, held=bool(self._held))
@@ -177,7 +177,7 @@ def _due(sqlite: bool, *, held: bool) -> Select[Any]:
 
 
 @functools.cache
-def _claim_statement(sqlite: bool, *, held: bool) -> Update:
+def claim_statement(sqlite: bool, *, held: bool) -> Update:
     """The claim, one statement for a batch: the first ``limit`` pending timers due by ``now``, read
     from the partial index of pending timers in due order (done ones are in no index it reads),
     marked done, their columns returned. Built once; each batch only binds ``now`` and ``limit``
