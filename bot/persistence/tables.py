@@ -31,7 +31,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -126,8 +128,19 @@ class TimerRow(Base):
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | cancelled
     subject: Mapped[str | None] = mapped_column(String(32), index=True)
-    # The scheduler's claim reads (status, due_at) in index order, however many rows are done.
-    __table_args__ = (Index("ix_timers_status_due_at", "status", "due_at"),)
+    # The scheduler's claim reads the pending timers in due order, however many rows are done: a
+    # partial index (``WHERE status = 'pending'``, see _pending_only) holds only those, so marking
+    # one done removes its entry and inserts none.
+    __table_args__ = (Index("ix_timers_pending_due_at", "due_at"),)
+
+
+@event.listens_for(TimerRow.__table__, "before_create")
+def _pending_only(table: Table, connection: Any, **_kw: Any) -> None:
+    """Makes ix_timers_pending_due_at partial, with the keyword of the dialect creating the table
+    (``sqlite_where``, ``postgresql_where``): naming both in the model would load PostgreSQL's
+    dialect into every SQLite worker. Migration 0009 creates the same index."""
+    index = next(i for i in table.indexes if i.name == "ix_timers_pending_due_at")
+    index.dialect_kwargs[f"{connection.dialect.name}_where"] = text("status = 'pending'")
 
 
 class ParticipantRow(Base):

@@ -28,14 +28,14 @@ from bot.forms import Form
 from bot.ids import ComponentId
 from bot.keys import KeyUnavailable
 from bot.messages import Message, Part
-from bot.persistence.tables import OutboxRow, RoundRow, TimerRow
+from bot.persistence.tables import OutboxRow, RoundRow
 from bot.prompts import PromptKey
 from bot.sanitize import canonical_text
 from bot.service import queries
 from bot.service.errors import ServiceUnavailable, is_db_error
 from bot.service.ingest import GroupCommit, claim_requests
 from bot.service.outbox import private_row
-from bot.service.registry import FormInput, Registry, Route
+from bot.service.registry import DueTimer, FormInput, Registry, Route
 from bot.service.unit import Services, Unit
 
 log = logging.getLogger("convene.bus")
@@ -226,7 +226,7 @@ class Bus:
 
     # --- timers and batches -------------------------------------------------------------------
 
-    async def fire_timer(self, s: AsyncSession, timer: TimerRow) -> None:
+    async def fire_timer(self, s: AsyncSession, timer: DueTimer) -> None:
         """A due timer, inside the scheduler's transaction: the one route into a timed change."""
         route = self.registry.timer(timer.kind)
         if route is None or route.timer is None or route.handler is None:

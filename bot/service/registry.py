@@ -9,15 +9,15 @@ the registry; none of them keeps a list of verbs. The bus applies the declared r
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from bot.domain.commands import Context
 from bot.domain.phases import Phase
 from bot.domain.rules import Who
 from bot.forms import FormField
-from bot.persistence.tables import TimerRow
 
 # Handlers, guards and reactions take a ``bot.service.unit.Unit`` first; it is not named here so
 # that the registry depends on nothing of the service (the unit's services hold the registry).
@@ -88,10 +88,22 @@ class FormDef:
     parse: Callable[[FormInput], Any]
 
 
+class DueTimer(NamedTuple):
+    """A timer the scheduler claimed (its row is already marked done in the firing's transaction):
+    the columns a firing reads, not the ORM row, so a pass after downtime builds no ORM objects."""
+
+    id: str
+    round_id: str | None
+    kind: str
+    phase: str
+    subject: str | None
+    due_at: dt.datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
     kind: str
-    build: Callable[[TimerRow], Any]
+    build: Callable[[DueTimer], Any]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
+from typing import Any, cast
 
-from sqlalchemy import event, select, update
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    Update,
+    bindparam,
+    event,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.errors import DomainError
@@ -24,6 +38,7 @@ from bot.keys import KeyStoreUnreachable, KeyUnavailable
 from bot.persistence.tables import TimerRow
 from bot.service.core import Convene
 from bot.service.errors import is_db_error
+from bot.service.registry import DueTimer
 
 log = logging.getLogger("convene.scheduler")
 
@@ -88,7 +103,7 @@ class DeadlineScheduler:
                         log.warning("a %s timer could not act: %s", timer.kind, code)
                         continue
                     # Never done without its work: held back in this process, retried after a pause.
-                    self._hold(timer, now)
+                    await self._hold(s, timer, now)
                     why = "unreachable" if isinstance(err, KeyStoreUnreachable) else "unavailable"
                     log.warning(
                         "a %s timer's round key is %s; retrying in %ss", timer.kind, why, KEY_RETRY.seconds
@@ -97,7 +112,7 @@ class DeadlineScheduler:
                 except Exception as err:
                     if isinstance(err, OSError) or is_db_error(err):
                         raise  # the whole pass is retried; nothing was marked
-                    self._hold(timer, now)
+                    await self._hold(s, timer, now)
                     log.exception("a %s timer failed; retrying it later", timer.kind)
                     continue
                 fired += 1
@@ -106,33 +121,67 @@ class DeadlineScheduler:
         self.fired += fired
         return len(timers), fired
 
-    async def claim(self, s: AsyncSession, now: dt.datetime) -> list[TimerRow]:
+    async def claim(self, s: AsyncSession, now: dt.datetime) -> list[DueTimer]:
         """The due timers, oldest first, marked done in this transaction by one statement (a firing
-        that cannot do its work puts its timer back). The (status, due_at) index finds them however
-        many timers are done; on PostgreSQL, rows another worker holds are skipped."""
-        due = (
-            select(TimerRow.id)
-            .where(TimerRow.status == "pending", TimerRow.due_at <= now)
-            .order_by(TimerRow.due_at)
-            .limit(self.batch)
-        )
+        that cannot do its work puts its timer back). See ``claim_statement``."""
+        conn = await s.connection()
+        sqlite = conn.dialect.name == "sqlite"
+        params: dict[str, object] = {"now": now, "limit": self.batch}
         if self._held:
-            due = due.where(TimerRow.id.not_in(list(self._held)))
-        if s.get_bind().dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        if s.get_bind().dialect.update_returning:
-            claim = update(TimerRow).where(TimerRow.id.in_(due.scalar_subquery())).values(status="done")
-            timers = list(
-                await s.scalars(claim.returning(TimerRow), execution_options={"synchronize_session": False})
-            )
+            params["held"] = list(self._held)
+        if conn.dialect.update_returning:
+            result = await conn.execute(claim_statement(sqlite, held=bool(self._held)), params)
+            timers = [DueTimer._make(row) for row in result]
         else:  # SQLite before 3.35: read, then mark
-            timers = list(await s.scalars(select(TimerRow).where(TimerRow.id.in_(due.scalar_subquery()))))
-            for timer in timers:
-                timer.status = "done"
-            await s.flush()
+            due = _due(sqlite, held=bool(self._held))
+            read = select(*_COLUMNS).where(_key(sqlite).in_(due.scalar_subquery()))
+            timers = [DueTimer._make(row) for row in await conn.execute(read, params)]
+            if timers:
+                mark = update(_TIMERS).where(_TIMERS.c.id.in_([t.id for t in timers]))
+                await conn.execute(mark.values(status="done"))
         timers.sort(key=lambda t: (t.due_at, t.id))
         return timers
 
-    def _hold(self, timer: TimerRow, now: dt.datetime) -> None:
-        timer.status = "pending"
+    async def _hold(self, s: AsyncSession, timer: DueTimer, now: dt.datetime) -> None:
+        await s.execute(update(TimerRow).where(TimerRow.id == timer.id).values(status="pending"))
         self._held[timer.id] = now + KEY_RETRY
+
+
+_TIMERS = cast(Table, TimerRow.__table__)
+# What a firing reads of a timer, in DueTimer's order.
+_COLUMNS = tuple(_TIMERS.c[name] for name in DueTimer._fields)
+# Written into the SQL, not bound: both planners then match it to the partial index of pending timers.
+_PENDING: ColumnClause[str] = literal_column("'pending'")
+
+
+def _key(sqlite: bool) -> ColumnElement[Any]:
+    """SQLite addresses the claimed rows by rowid, so marking one does not look it up again by id."""
+    return literal_column("rowid") if sqlite else _TIMERS.c.id
+
+
+def _due(sqlite: bool, *, held: bool) -> Select[Any]:
+    due = (
+        select(_key(sqlite))
+        .select_from(_TIMERS)
+        .where(
+            _TIMERS.c.status == _PENDING, _TIMERS.c.due_at <= bindparam("now", type_=_TIMERS.c.due_at.type)
+        )
+        .order_by(_TIMERS.c.due_at)
+        .limit(bindparam("limit", type_=Integer()))
+    )
+    if held:  # timers waiting for their round key in this process
+        due = due.where(_TIMERS.c.id.not_in(bindparam("held", expanding=True)))
+    if not sqlite:  # rows another worker holds are skipped, never waited for or taken
+        due = due.with_for_update(skip_locked=True)
+    return due
+
+
+@functools.cache
+def claim_statement(sqlite: bool, *, held: bool) -> Update:
+    """The claim, one statement for a batch: the first ``limit`` pending timers due by ``now``, read
+    from the partial index of pending timers in due order (done ones are in no index it reads),
+    marked done, their columns returned. Built once; each batch only binds ``now`` and ``limit``
+    (and the held timers' ids), and no ORM object is made for a claimed row."""
+    due = _due(sqlite, held=held)
+    claim = update(_TIMERS).where(_key(sqlite).in_(due.scalar_subquery())).values(status="done")
+    return claim.returning(*_COLUMNS)
