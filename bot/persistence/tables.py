@@ -138,7 +138,7 @@ class TimerRow(Base):
 def _pending_only(table: Table, connection: Any, **_kw: Any) -> None:
     """Makes ix_timers_pending_due_at partial, with the keyword of the dialect creating the table
     (``sqlite_where``, ``postgresql_where``): naming both in the model would load PostgreSQL's
-    dialect into every SQLite worker. Migration 0009 creates the same index."""
+    dialect into every SQLite worker. Migration 0008 creates the same index."""
     index = next(i for i in table.indexes if i.name == "ix_timers_pending_due_at")
     index.dialect_kwargs[f"{connection.dialect.name}_where"] = text("status = 'pending'")
 
