@@ -175,7 +175,9 @@ async def open_app(engine: AsyncEngine, url: str) -> DeadlineScheduler:
     app = await build_app(
         config, {}, keys=MemoryKeyStore(), clock=FixedClock(START), engine=engine, migrate=False
     )
-    return DeadlineScheduler(app.core)
+    return DeadlineScheduler(
+        app.core, batch=DeadlineScheduler.batch_for(engine.dialect.name)
+    )  # as `convene run`
 
 
 async def warm(scheduler: DeadlineScheduler, run: Callable[[DeadlineScheduler], Awaitable[int]]) -> None:
@@ -346,7 +348,10 @@ async def main() -> None:
     row("    with 0004's (status, due_at) index", "claim_down_0004")
     row("    with 0001's separate indexes", "claim_down_old")
     print(f"a whole pass after {args.down_days} days down (claim, fire each through the bus)")
-    row(f"  in batches of {DeadlineScheduler.BATCH}, a savepoint each", "pass")
+    row(
+        f"  in batches ({DeadlineScheduler.BATCH} SQLite, {DeadlineScheduler.PG_BATCH} PG), a savepoint each",
+        "pass",
+    )
     row("  one timer per transaction (before)", "baseline")
     print(
         f"{'  ratio':44}"

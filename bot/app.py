@@ -166,7 +166,8 @@ async def build_app(
     relay = OutboxRelay(sessions, ports, prompts, clock, config.outbox, engine=engine)
     core.outbox_listeners.append(relay.wake)
     core.metrics = relay.metrics = metrics
-    scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds)
+    batch = DeadlineScheduler.batch_for(engine.dialect.name)
+    scheduler = DeadlineScheduler(core, config.scheduler.poll_seconds, batch)
     if migrate:  # a deployment's database: the daily retention pass is scheduled (due now if new)
         await ensure_daily_pass(sessions, clock)
         await ensure_watch(sessions, clock)  # the outbox watch (stalled channels), every minute
