@@ -163,7 +163,8 @@ class Rig:
         """Click "Vote" on the newest public message that has it: the card is the first response,
         a new ephemeral message."""
         deck = f"cv:{rid}:deck"
-        message = next(m for m in reversed(self.public()) if deck in self.buttons(m))
+        # The release reaches the channel through the relay, after the convener's confirmation.
+        message = await self.wait_public(lambda m: deck in self.buttons(m))
         rec = await self.click(who, deck, message=message)
         body = await rec.callback()
         assert body["type"] == 4, body

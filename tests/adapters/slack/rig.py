@@ -137,12 +137,23 @@ class Rig:
 
     async def open_deck(self, who: str) -> dict[str, Any] | None:
         """Click the "Vote" button of the newest public post that has one, as Slack sends it."""
-        message, action_id = next(
-            (m, i)
-            for m in reversed(self.fake.messages(CHANNEL))
-            for i in card_buttons(m).values()
-            if i.endswith(":deck")
-        )
+
+        def newest() -> tuple[Any, str] | None:
+            return next(
+                (
+                    (m, i)
+                    for m in reversed(self.fake.messages(CHANNEL))
+                    for i in card_buttons(m).values()
+                    if i.endswith(":deck")
+                ),
+                None,
+            )
+
+        # The release reaches the channel through the relay, after the convener's confirmation.
+        await self.fake.wait_until(lambda: newest() is not None, 5.0, "a post with a Vote button")
+        found = newest()
+        assert found is not None
+        message, action_id = found
         inbound = self.fake.payloads.block_actions(
             action_id,
             action_id,
