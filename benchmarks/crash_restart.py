@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +66,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from benchmarks.databases import fresh_database
 from bot.persistence.db import make_engine, normalise_url
 from tests.platform_fakes import discord_payloads as p
 from tests.platform_fakes.discord import FakeDiscord, InteractionRecord
@@ -885,33 +886,9 @@ class Run:
         f.private_repeats = repeats
 
 
-@contextlib.asynccontextmanager
-async def database(url: str | None, workdir: Path) -> AsyncIterator[str]:
+def database(url: str | None, workdir: Path) -> contextlib.AbstractAsyncContextManager[str]:
     """A fresh database: a SQLite file, or a database of this run's own on the PostgreSQL server."""
-    if not url:
-        yield f"sqlite+aiosqlite:///{workdir / 'convene.db'}"
-        return
-    u = make_url(normalise_url(url))
-    if u.get_backend_name() != "postgresql":
-        yield url
-        return
-    import asyncpg
-
-    name = f"convene_crash_{os.getpid()}"
-    admin = u.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield u.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    return fresh_database(url, workdir, "crash")
 
 
 async def measure(
