@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlalchemy import Update, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.persistence.tables import ConversationRow, OutboxRow
@@ -26,15 +26,7 @@ async def workspace_removed(
     """Mark the workspace's conversations gone and fail its undelivered rows (private ones emptied).
     Returns (conversations, rows). Idempotent: an event delivered twice changes nothing more."""
     async with sessions.begin() as s:
-        convs = await s.execute(
-            update(ConversationRow)
-            .where(
-                ConversationRow.platform == platform.value,
-                ConversationRow.workspace_id == workspace_id,
-                ConversationRow.gone.is_(False),
-            )
-            .values(gone=True)
-        )
+        convs = await s.execute(_mark_gone(platform, workspace_id, gone=True))
         where = (
             OutboxRow.platform == platform.value,
             OutboxRow.workspace_id == workspace_id,
@@ -67,19 +59,24 @@ async def workspace_returned(
 ) -> int:
     """The workspace installed the app again: its conversations take posts again."""
     async with sessions.begin() as s:
-        result = await s.execute(
-            update(ConversationRow)
-            .where(
-                ConversationRow.platform == platform.value,
-                ConversationRow.workspace_id == workspace_id,
-                ConversationRow.gone.is_(True),
-            )
-            .values(gone=False)
-        )
+        result = await s.execute(_mark_gone(platform, workspace_id, gone=False))
     n = _count(result)
     if n:
         log.info("a %s workspace installed the app again: %d linked conversations back", platform.value, n)
     return n
+
+
+def _mark_gone(platform: Platform, workspace_id: str, *, gone: bool) -> Update:
+    """The workspace's linked conversations that are not ``gone`` yet, marked so (or back)."""
+    return (
+        update(ConversationRow)
+        .where(
+            ConversationRow.platform == platform.value,
+            ConversationRow.workspace_id == workspace_id,
+            ConversationRow.gone.is_(not gone),
+        )
+        .values(gone=gone)
+    )
 
 
 def _count(result: object) -> int:
