@@ -45,6 +45,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     memory = u.database in (None, "", ":memory:")
     if memory:
         kwargs.setdefault("poolclass", StaticPool)
+    from bot.persistence import sqlite_driver  # not loaded by a worker on PostgreSQL
+
+    kwargs.setdefault("module", sqlite_driver.dbapi())
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -1,0 +1,86 @@
+"""SQLite's one-hop driver (bot/persistence/sqlite_driver.py) behaves as the stock aiosqlite one
+where it shows: rows, counts, errors, rollbacks, and a writer waiting for a lock never stops the loop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from bot.persistence.db import make_engine
+
+
+async def _table(path: Path):  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{path}")
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE)"))
+    return engine
+
+
+async def test_rows_counts_and_ids_come_back_with_the_statement(tmp_path: Path) -> None:
+    engine = await _table(tmp_path / "a.db")
+    async with engine.begin() as conn:
+        inserted = await conn.execute(text("INSERT INTO t (name) VALUES (:n)"), [{"n": "a"}, {"n": "b"}])
+        assert inserted.rowcount == 2
+        one = await conn.execute(text("INSERT INTO t (name) VALUES ('c')"))
+        assert one.lastrowid == 3
+        returned = await conn.execute(text("INSERT INTO t (name) VALUES ('d') RETURNING id, name"))
+        assert returned.all() == [(4, "d")]
+        changed = await conn.execute(text("UPDATE t SET name = name || '!' WHERE id <= 2"))
+        assert changed.rowcount == 2
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
+        streamed = [row async for row in await conn.stream(text("SELECT id FROM t ORDER BY id"))]
+    assert names == ["a!", "b!", "c", "d"]
+    assert [r[0] for r in streamed] == [1, 2, 3, 4]
+    await engine.dispose()
+
+
+async def test_a_failed_statement_rolls_back_its_transaction(tmp_path: Path) -> None:
+    engine = await _table(tmp_path / "b.db")
+
+    async def twice() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (name) VALUES ('x')"))
+            await conn.execute(text("INSERT INTO t (name) VALUES ('x')"))
+
+    with pytest.raises(IntegrityError):
+        await twice()
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+    await engine.dispose()
+
+
+async def test_a_writer_waiting_for_the_lock_leaves_the_loop_running(tmp_path: Path) -> None:
+    path = tmp_path / "c.db"
+    holder, waiter = await _table(path), make_engine(f"sqlite:///{path}")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    async with holder.begin() as held:
+        await held.execute(text("INSERT INTO t (name) VALUES ('first')"))
+
+        async def second() -> None:
+            async with waiter.begin() as conn:  # BEGIN IMMEDIATE waits for the holder's lock
+                await conn.execute(text("INSERT INTO t (name) VALUES ('second')"))
+
+        pending = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not pending.done()
+        assert ticks >= 10  # the loop went on while the second writer waited in its thread
+    await asyncio.wait_for(pending, 10)
+    ticker.cancel()
+    async with waiter.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
+    assert names == ["first", "second"]
+    await holder.dispose()
+    await waiter.dispose()
