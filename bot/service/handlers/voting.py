@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 
 from bot.domain import commands as c
 from bot.domain import deck, validation
@@ -178,6 +178,37 @@ async def _round_or_none(gate: Gate, cmd: Ballot) -> RoundRow | None:
         return None
 
 
+# Built once (a click's statements are its hottest Python): the deck voters' standing votes, and
+# the ballots' upserts per dialect. Core statements on the table, not ORM bulk inserts.
+STANDING_VOTES = select(
+    BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key, BallotRow.choice
+).where(
+    BallotRow.round_id.in_(bindparam("rounds", expanding=True)),
+    BallotRow.voter_key.in_(bindparam("voters", expanding=True)),
+    BallotRow.choice.is_not(None),
+)
+_UPSERTS: dict[str, tuple[Any, Any]] = {}
+
+
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """(votes, ratings): INSERT ... ON CONFLICT DO UPDATE of a ballot's choice, or of its ratings."""
+    if dialect not in _UPSERTS:
+        table = BallotRow.__table__
+        conflict = [table.c.round_id, table.c.idea_number, table.c.voter_key]
+        votes = dialect_insert(dialect)(table)
+        votes = votes.on_conflict_do_update(index_elements=conflict, set_={"choice": votes.excluded.choice})
+        ratings = dialect_insert(dialect)(table)
+        ratings = ratings.on_conflict_do_update(
+            index_elements=conflict,
+            set_={
+                "urgency": func.coalesce(ratings.excluded.urgency, table.c.urgency),
+                "impact": func.coalesce(ratings.excluded.impact, table.c.impact),
+            },
+        )
+        _UPSERTS[dialect] = (votes, ratings)
+    return _UPSERTS[dialect]
+
+
 async def _standing_votes(
     u: Unit, admitted: list[tuple[RoundRow, str]]
 ) -> defaultdict[tuple[str, str], dict[int, str]]:
@@ -188,11 +219,8 @@ async def _standing_votes(
     for rnd, voter in admitted:
         out.setdefault((rnd.id, voter), {})  # a voter with no vote yet is known too
     rows = await u.s.execute(
-        select(BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key, BallotRow.choice).where(
-            BallotRow.round_id.in_(padded(rnd.id for rnd, _ in admitted)),
-            BallotRow.voter_key.in_(padded(voter for _, voter in admitted)),
-            BallotRow.choice.is_not(None),
-        )
+        STANDING_VOTES,
+        {"rounds": padded(rnd.id for rnd, _ in admitted), "voters": padded(voter for _, voter in admitted)},
     )
     for rid, idea, voter, choice in rows:
         if (rid, voter) in out:
@@ -205,30 +233,19 @@ async def _upsert(
     votes: dict[tuple[str, int, str], dict[str, Any]],
     ratings: dict[tuple[str, int, str], dict[str, Any]],
 ) -> None:
-    insert = dialect_insert(u.s.get_bind().dialect.name)
-    conflict = [BallotRow.round_id, BallotRow.idea_number, BallotRow.voter_key]
+    upsert_votes, upsert_ratings = _upserts(u.s.get_bind().dialect.name)
     if votes:
-        stmt = insert(BallotRow)
-        stmt = stmt.on_conflict_do_update(index_elements=conflict, set_={"choice": stmt.excluded.choice})
         rows = [
             {"id": new_id(), "round_id": r, "idea_number": i, "voter_key": v, "choice": d["choice"]}
             for (r, i, v), d in sorted(votes.items())  # one order: concurrent batches never deadlock
         ]
-        await u.s.execute(stmt, rows)
+        await u.s.execute(upsert_votes, rows)
     if ratings:
-        stmt = insert(BallotRow)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=conflict,
-            set_={
-                "urgency": func.coalesce(stmt.excluded.urgency, BallotRow.urgency),
-                "impact": func.coalesce(stmt.excluded.impact, BallotRow.impact),
-            },
-        )
         rows = [
             {"id": new_id(), "round_id": r, "idea_number": i, "voter_key": v, "choice": None, **d}
             for (r, i, v), d in sorted(ratings.items())
         ]
-        await u.s.execute(stmt, rows)
+        await u.s.execute(upsert_ratings, rows)
 
 
 # --- the tally --------------------------------------------------------------------------------
