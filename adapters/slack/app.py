@@ -33,6 +33,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_bolt.context.async_context import AsyncBoltContext as _BoltContext
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.request.async_internals import build_async_context
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
@@ -635,18 +636,7 @@ def create_bolt_app(
     )
     bolt.convene_handlers = h  # type: ignore[attr-defined]
 
-    @bolt.middleware
-    async def dedupe(body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]) -> BoltResponse:
-        key: str | None = None
-        if body.get("type") == "event_callback" and (event_id := _delivery(body.get("event_id"), _EVENT_ID)):
-            key = "ev:" + event_id
-        elif body.get("type") != "view_submission" and (
-            trigger := _delivery(body.get("trigger_id"), _TRIGGER)
-        ):
-            key = "tr:" + trigger  # slash commands and clicks
-        if key is not None and not h.seen.first_time(key):
-            return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
-        return await next()
+    bolt.use(Dedupe(h.seen))
 
     @bolt.error
     async def on_error(error: Exception, body: dict[str, Any], request: AsyncBoltRequest) -> BoltResponse:
@@ -901,6 +891,30 @@ def signature_ok(secret: str, body: bytes, timestamp: str | None, signature: str
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature)
+
+
+class Dedupe(AsyncMiddleware):
+    """A delivery Slack sent again (an event id, a click's or command's trigger id, seen before) is
+    answered 200 with "no retry" and goes no further. A class, not ``@app.middleware``: bolt calls a
+    function middleware through its keyword-injection builder, a cost on every request."""
+
+    def __init__(self, seen: SeenIds) -> None:
+        self.seen = seen
+
+    async def async_process(
+        self, *, req: AsyncBoltRequest, resp: BoltResponse, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        body = req.body
+        key: str | None = None
+        if body.get("type") == "event_callback" and (event_id := _delivery(body.get("event_id"), _EVENT_ID)):
+            key = "ev:" + event_id
+        elif body.get("type") != "view_submission" and (
+            trigger := _delivery(body.get("trigger_id"), _TRIGGER)
+        ):
+            key = "tr:" + trigger  # slash commands and clicks
+        if key is not None and not self.seen.first_time(key):
+            return BoltResponse(status=200, body="", headers={"X-Slack-No-Retry": "1"})
+        return await next()
 
 
 def web_app(
