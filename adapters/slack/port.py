@@ -352,7 +352,9 @@ class SlackChatPort:
         created lazily, inside the running loop. Close it with `aclose`."""
         if self.pool and (self.client.session is None or self.client.session.closed):
             self._own_session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.client.timeout)
+                timeout=aiohttp.ClientTimeout(total=self.client.timeout),
+                # Slack's Web API and response URLs set no cookie we need: no jar to match per call.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
             self.client.session = self._own_session
 
