@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import is_dataclass
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +42,11 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
 
     def keys(model: Any, prefix: str = "") -> set[str]:
         out = set()
-        for name, _field in type(model).model_fields.items():
-            out.add(prefix + name)
-            value = getattr(model, name)
-            if hasattr(type(value), "model_fields") and name != "templates":
-                out |= keys(value, prefix + name + ".")
+        for f in fields(model):
+            out.add(prefix + f.name)
+            value = getattr(model, f.name)
+            if is_dataclass(value) and f.name != "templates":
+                out |= keys(value, prefix + f.name + ".")
         return out
 
     def present(data: dict[str, Any], prefix: str = "") -> set[str]:
