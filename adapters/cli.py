@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +161,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
 
 def _as_trial(cfg: AppConfig) -> AppConfig:
     """`convene console` is a trial on one machine: zero setup, a KEK made beside the keys if none given."""
-    return cfg.model_copy(update={"anonymity": cfg.anonymity.model_copy(update={"trial": True})})
+    return replace(cfg, anonymity=replace(cfg.anonymity, trial=True))
 
 
 def _enabled(cfg: AppConfig) -> list[str]:

@@ -1,23 +1,27 @@
-"""Configuration: YAML validated by pydantic. Errors name the key; secrets are env-var names only."""
+"""Configuration: YAML checked against frozen dataclasses. Errors name the key; secrets are env-var
+names only.
+
+Why no validation library: pydantic cost an idle worker about 9 MiB (issue 13), and msgspec, tried
+in its place, fitted badly: its structs are not checked when built in code (bounds and Literals
+only hold for decoded data), an id kept as text from a YAML int needs a custom type that then leaks
+into every caller, and its messages need rewriting to name our keys. The rules here are few (types,
+bounds, Literals, id shapes, cross-field checks), so each section is a stdlib dataclass that checks
+itself in ``__post_init__``, whether built from YAML or in code, and says what is wrong in our words.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
 
 from bot.domain.phases import Phase
 
@@ -26,15 +30,226 @@ class ConfigError(Exception):
     """A config that cannot be used; the message names the key and what is wrong."""
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Invalid(ValueError):
+    """What is wrong in one section, each problem at its key path (innermost key last)."""
+
+    def __init__(self, problems: list[tuple[tuple[str, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__(str(self))
+
+    def within(self, key: str) -> _Invalid:
+        return _Invalid([((key, *path), message) for path, message in self.problems])
+
+    def __str__(self) -> str:
+        return "; ".join(
+            f"{'.'.join(path)}: {message}" if path else message for path, message in self.problems
+        )
 
 
-class DatabaseConfig(_Model):
+# --- rules on one value (in Annotated[...]; each takes the value and returns it, or raises) -----------
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+
+    def __call__(self, value: Any) -> Any:
+        if value is None:
+            return value
+        if self.ge is not None and value < self.ge:
+            raise ValueError(f"must be at least {self.ge:g}, not {value!r}")
+        if self.gt is not None and value <= self.gt:
+            raise ValueError(f"must be more than {self.gt:g}, not {value!r}")
+        if self.le is not None and value > self.le:
+            raise ValueError(f"must be at most {self.le:g}, not {value!r}")
+        return value
+
+
+def _at_least(n: float) -> _Bounds:
+    return _Bounds(ge=n)
+
+
+def _above(n: float) -> _Bounds:
+    return _Bounds(gt=n)
+
+
+def _between(low: float, high: float) -> _Bounds:
+    return _Bounds(ge=low, le=high)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    pattern: str
+    what: str
+
+    def __call__(self, value: Any) -> Any:
+        if value is not None and not re.fullmatch(self.pattern, value):
+            raise ValueError(f"{value!r} is not {self.what}")
+        return value
+
+
+@dataclass(frozen=True)
+class _PlatformId(_Shape):
+    """A platform id as YAML gives it, a whole number or a string, kept as text: YAML reads a
+    snowflake as an exact Python int, but a float (or true/false) has already lost what it was."""
+
+    def text(self, value: Any) -> Any:
+        if isinstance(value, bool | float):
+            raise ValueError("write the id as a whole number or in quotes")
+        if isinstance(value, int):
+            return str(value)
+        return value.strip() if isinstance(value, str) else value
+
+
+def _known_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/London)") from None
+    return value
+
+
+SlackId = Annotated[
+    str,
+    _PlatformId(r"[A-Z0-9]{1,32}", "a Slack id (capital letters and digits, like U0123ABCD or S0123ABCD)"),
+]
+DiscordId = Annotated[str, _PlatformId(r"[0-9]{1,20}", "a Discord id (digits only, like 123456789012345678)")]
+
+
+# --- the checking --------------------------------------------------------------------------------------
+
+
+def _kind(hint: Any) -> str:
+    names = {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}
+    if hint in names:
+        return names[hint]
+    if isinstance(hint, type) and issubclass(hint, _Section):
+        return "a mapping of keys"
+    return str(hint)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """``value`` as the type ``hint`` describes, or _Invalid naming what is wrong (at the path below
+    this value: a list index, a mapping key, a section's keys)."""
+    origin = typing.get_origin(hint)
+    if origin is Annotated:
+        base, *rules = typing.get_args(hint)
+        for rule in rules:
+            if isinstance(rule, _PlatformId):
+                value = _one(rule.text, value)
+        value = _convert(base, value)
+        for rule in rules:
+            value = _one(rule, value)
+        return value
+    if origin is Union or origin is types.UnionType:
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]  # only `X | None` is used here
+        return _convert(inner, value)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise _Invalid([((), f"{value!r} is not one of {', '.join(repr(a) for a in allowed)}")])
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise _Invalid([((), f"expected a list, not {value!r}")])
+        (item,) = typing.get_args(hint)
+        return _each(enumerate(value), item, lambda pairs: [v for _, v in pairs])
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _Invalid([((), f"expected a mapping of keys, not {value!r}")])
+        _, item = typing.get_args(hint)
+        return _each(value.items(), item, dict)
+    if isinstance(hint, type) and issubclass(hint, _Section):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise _Invalid([((), f"expected a mapping of keys, not {value!r}")])
+        unknown = [str(k) for k in value if k not in hint.field_types()]
+        if unknown:
+            raise _Invalid([((k,), "not a known key") for k in unknown])
+        return hint(**value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if type(value) is not hint:  # bool is an int to Python, not to a config
+        raise _Invalid([((), f"expected {_kind(hint)}, not {value!r}")])
+    return value
+
+
+def _one(rule: Callable[[Any], Any], value: Any) -> Any:
+    try:
+        return rule(value)
+    except _Invalid:
+        raise
+    except ValueError as err:
+        raise _Invalid([((), str(err))]) from None
+
+
+def _each(pairs: Any, hint: Any, build: Callable[[Any], Any]) -> Any:
+    out, problems = [], []
+    for key, value in pairs:
+        try:
+            out.append((key, _convert(hint, value)))
+        except _Invalid as err:
+            problems += err.within(str(key)).problems
+    if problems:
+        raise _Invalid(problems)
+    return build(out)
+
+
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
+class _Section:
+    """A frozen config section: every field is converted to its type and checked when the section is
+    built (from YAML or in code), then ``_check`` relates fields to each other."""
+
+    @classmethod
+    def field_types(cls) -> dict[str, Any]:
+        """Each field's name and its type, as written (with its rules)."""
+        hints = _FIELD_TYPES.get(cls)
+        if hints is None:
+            every = typing.get_type_hints(cls, include_extras=True)
+            fields = dataclasses.fields(typing.cast(Any, cls))
+            hints = _FIELD_TYPES[cls] = {f.name: every[f.name] for f in fields}
+        return hints
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name, hint in self.field_types().items():
+            try:
+                object.__setattr__(self, name, _convert(hint, getattr(self, name)))
+            except _Invalid as err:
+                problems += err.within(name).problems
+        if problems:
+            raise _Invalid(problems)
+        try:
+            self._check()
+        except _Invalid:
+            raise
+        except ValueError as err:
+            raise _Invalid([((), str(err))]) from None
+
+    def _check(self) -> None:
+        """Rules across fields; raise ValueError with the reason."""
+
+
+# --- the sections ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig(_Section):
     url: str = "sqlite+aiosqlite:///convene.db"
 
 
-class VaultConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class VaultConfig(_Section):
     """Where round keys live with ``anonymity.backend: vault`` (HashiCorp Vault, KV v2 engine)."""
 
     address: str = ""  # e.g. https://vault.internal:8200
@@ -44,10 +259,11 @@ class VaultConfig(_Model):
     token_file: str | None = None  # read at every call: a token that Vault Agent keeps fresh
     namespace: str | None = None
     ca_cert: str | None = None
-    timeout_seconds: float = Field(default=5.0, gt=0)
+    timeout_seconds: Annotated[float, _above(0)] = 5.0
 
 
-class AnonymityConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class AnonymityConfig(_Section):
     backend: Literal["file", "vault"] = "file"
     key_dir: str = "keys"
     kek_env: str = "CONVENE_KEK"
@@ -57,25 +273,25 @@ class AnonymityConfig(_Model):
     trial: bool = False
     vault: VaultConfig = VaultConfig()
 
-    @model_validator(mode="after")
-    def _check(self) -> AnonymityConfig:
+    def _check(self) -> None:
         if self.backend == "vault" and not self.vault.address.strip():
             raise ValueError("backend vault needs vault.address (e.g. https://vault.internal:8200)")
-        return self
 
 
-class PhaseMinutes(_Model):
-    contribute: int | None = Field(default=None, ge=1)
-    vote: int | None = Field(default=None, ge=1)
-    goals: int | None = Field(default=None, ge=1)
-    actions: int | None = Field(default=None, ge=1)
+@dataclass(frozen=True, kw_only=True)
+class PhaseMinutes(_Section):
+    contribute: Annotated[int | None, _at_least(1)] = None
+    vote: Annotated[int | None, _at_least(1)] = None
+    goals: Annotated[int | None, _at_least(1)] = None
+    actions: Annotated[int | None, _at_least(1)] = None
 
     def for_phase(self, phase: Phase) -> int | None:
         value = getattr(self, phase.value, None)
         return value if isinstance(value, int) else None
 
 
-class TemplateConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class TemplateConfig(_Section):
     phase_minutes: PhaseMinutes = PhaseMinutes()
     # Continuous (as in Polis): contributions stay open while voting runs, released in batches.
     continuous: bool = False
@@ -83,21 +299,23 @@ class TemplateConfig(_Model):
     premoderation: bool = False
 
 
-class ContinuousConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ContinuousConfig(_Section):
     """How continuous rounds release ideas while voting runs (see ``rounds.templates.*.continuous``)."""
 
-    batch_min: int = Field(default=5, ge=2)  # k: never fewer new ideas at once
-    min_interval_minutes: float = Field(default=10.0, gt=0)
-    jitter_minutes: float = Field(default=5.0, ge=0)  # a random delay on top, up to this
-    min_participants: int = Field(default=8, ge=2)  # fewer: ideas are released once, at phase close
+    batch_min: Annotated[int, _at_least(2)] = 5  # k: never fewer new ideas at once
+    min_interval_minutes: Annotated[float, _above(0)] = 10.0
+    jitter_minutes: Annotated[float, _at_least(0)] = 5.0  # a random delay on top, up to this
+    min_participants: Annotated[int, _at_least(2)] = 8  # fewer: ideas are released once, at phase close
 
 
-class RoundsConfig(_Model):
-    min_contribution_chars: int = Field(default=1, ge=1)
-    max_contribution_chars: int = Field(default=1000, ge=1, le=3000)
-    contributions_per_participant: int = Field(default=3, ge=1, le=50)
-    sector_min_voters: int = Field(default=5, ge=1)
-    sectors: list[str] = Field(
+@dataclass(frozen=True, kw_only=True)
+class RoundsConfig(_Section):
+    min_contribution_chars: Annotated[int, _at_least(1)] = 1
+    max_contribution_chars: Annotated[int, _between(1, 3000)] = 1000
+    contributions_per_participant: Annotated[int, _between(1, 50)] = 3
+    sector_min_voters: Annotated[int, _at_least(1)] = 5
+    sectors: list[str] = field(
         default_factory=lambda: [
             "public_sector",
             "business",
@@ -107,7 +325,7 @@ class RoundsConfig(_Model):
             "prefer_not_to_say",
         ]
     )
-    templates: dict[str, TemplateConfig] = Field(
+    templates: dict[str, TemplateConfig] = field(
         default_factory=lambda: {
             "standard": TemplateConfig(),
             "quick": TemplateConfig(),
@@ -117,8 +335,7 @@ class RoundsConfig(_Model):
     default_template: str = "standard"
     continuous: ContinuousConfig = ContinuousConfig()
 
-    @model_validator(mode="after")
-    def _check(self) -> RoundsConfig:
+    def _check(self) -> None:
         if self.min_contribution_chars > self.max_contribution_chars:
             raise ValueError("min_contribution_chars is larger than max_contribution_chars")
         if self.default_template not in self.templates:
@@ -127,110 +344,73 @@ class RoundsConfig(_Model):
             raise ValueError("sectors must list at least one sector")
         if len(set(self.sectors)) != len(self.sectors):
             raise ValueError("sectors has duplicates")
-        return self
 
 
-class OutboxConfig(_Model):
-    poll_seconds: float = Field(default=0.5, gt=0)
+@dataclass(frozen=True, kw_only=True)
+class OutboxConfig(_Section):
+    poll_seconds: Annotated[float, _above(0)] = 0.5
     # Private replies and DMs give up after this many failed attempts; public posts retry while
     # their round is open (see public_give_up_hours).
-    max_attempts: int = Field(default=8, ge=1)
-    backoff_base_seconds: float = Field(default=1.0, gt=0)
-    backoff_max_seconds: float = Field(default=300.0, gt=0)
-    lease_seconds: float = Field(default=60.0, gt=0)
+    max_attempts: Annotated[int, _at_least(1)] = 8
+    backoff_base_seconds: Annotated[float, _above(0)] = 1.0
+    backoff_max_seconds: Annotated[float, _above(0)] = 300.0
+    lease_seconds: Annotated[float, _above(0)] = 60.0
     # This process's relay identity. None: "<host>-<n>", the lowest slot no live process on this host
     # holds, so a restart takes back the rows its predecessor had in flight at once.
-    worker_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
-    concurrency: int = Field(default=64, ge=1, le=1024)  # deliveries in flight at once, across conversations
-    public_give_up_hours: float = Field(default=24.0, gt=0)  # after the round closed or was cancelled
-    stall_minutes: float = Field(default=10.0, gt=0)  # a channel failing this long is reported
+    worker_id: Annotated[
+        str | None, _Shape(r"[A-Za-z0-9._:-]{1,64}", "1 to 64 letters, digits or . _ : - (like worker-1)")
+    ] = None
+    concurrency: Annotated[int, _between(1, 1024)] = 64  # deliveries in flight at once, across conversations
+    public_give_up_hours: Annotated[float, _above(0)] = 24.0  # after the round closed or was cancelled
+    stall_minutes: Annotated[float, _above(0)] = 10.0  # a channel failing this long is reported
 
 
-class SchedulerConfig(_Model):
-    poll_seconds: float = Field(default=5.0, gt=0)
+@dataclass(frozen=True, kw_only=True)
+class SchedulerConfig(_Section):
+    poll_seconds: Annotated[float, _above(0)] = 5.0
 
 
-class FollowUpConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class FollowUpConfig(_Section):
     """Following up a closed round's actions and goals (times in the round's time zone)."""
 
-    timezone: str = "UTC"  # a round's time zone until a convener sets one (/convene timezone)
-    reminder_hour: int = Field(default=9, ge=0, le=23)  # local hour reminders are sent at
-    due_soon_days: int = Field(default=3, ge=0, le=60)  # "due soon" this many days ahead; 0: none
-    progress_days: int = Field(default=7, ge=1, le=92)  # the progress post is updated this often
+    timezone: Annotated[str, _known_zone] = "UTC"  # a round's time zone until a convener sets one
+    reminder_hour: Annotated[int, _between(0, 23)] = 9  # local hour reminders are sent at
+    due_soon_days: Annotated[int, _between(0, 60)] = 3  # "due soon" this many days ahead; 0: none
+    progress_days: Annotated[int, _between(1, 92)] = 7  # the progress post is updated this often
     checkin_cadence: Literal["none", "weekly", "fortnightly", "monthly", "quarterly"] = "monthly"
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as Europe/London)"
-            ) from None
-        return value
+@dataclass(frozen=True, kw_only=True)
+class IngestConfig(_Section):
+    batch_max: Annotated[int, _at_least(1)] = 200
+    batch_wait_ms: Annotated[float, _at_least(0)] = 2.0
 
 
-class IngestConfig(_Model):
-    batch_max: int = Field(default=200, ge=1)
-    batch_wait_ms: float = Field(default=2.0, ge=0)
-
-
-class ConsoleConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class ConsoleConfig(_Section):
     enabled: bool = False  # `convene console` always runs; `convene run` only when enabled
-    conveners: list[str] = Field(default_factory=lambda: ["maya"])
+    conveners: list[str] = field(default_factory=lambda: ["maya"])
 
 
-class HttpListen(_Model):
+@dataclass(frozen=True, kw_only=True)
+class HttpListen(_Section):
     host: str = "127.0.0.1"
-    port: int = Field(default=3000, ge=0, le=65535)
+    port: Annotated[int, _between(0, 65535)] = 3000
     path: str = "/slack/events"
 
 
-def _id_text(value: Any) -> Any:
-    """A platform id as YAML gives it, a whole number or a string, kept as text: YAML reads a
-    snowflake as an exact Python int, but a float (or true/false) has already lost what it was."""
-    if isinstance(value, bool | float):
-        raise ValueError("write the id as a whole number or in quotes")
-    if isinstance(value, int):
-        return str(value)
-    return value.strip() if isinstance(value, str) else value
-
-
-def _id_shape(pattern: str, what: str) -> AfterValidator:
-    shape = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not shape.fullmatch(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
-
-
-SlackId = Annotated[
-    str,
-    BeforeValidator(_id_text),
-    _id_shape(r"[A-Z0-9]{1,32}", "a Slack id (capital letters and digits, like U0123ABCD or S0123ABCD)"),
-]
-DiscordId = Annotated[
-    str,
-    BeforeValidator(_id_text),
-    _id_shape(r"[0-9]{1,20}", "a Discord id (digits only, like 123456789012345678)"),
-]
-
-
-class SlackConveners(_Model):
+@dataclass(frozen=True, kw_only=True)
+class SlackConveners(_Section):
     # The workspace these ids belong to: a Slack user id means something only in its workspace.
     # Single-token mode: the token's workspace when unset. OAuth mode: required with any ids.
     team_id: SlackId | None = None
-    user_ids: list[SlackId] = Field(default_factory=list)
-    usergroup_ids: list[SlackId] = Field(default_factory=list)
+    user_ids: list[SlackId] = field(default_factory=list)
+    usergroup_ids: list[SlackId] = field(default_factory=list)
 
 
-class SlackOAuth(_Model):
+@dataclass(frozen=True, kw_only=True)
+class SlackOAuth(_Section):
     """Installation in many workspaces (Slack's OAuth v2): each workspace's bot token is kept in the
     database (slack_sdk's installation store) and found from each verified request. Off: one bot
     token from ``bot_token_env``, one workspace."""
@@ -242,11 +422,12 @@ class SlackOAuth(_Model):
     install_path: str = "/slack/install"
     redirect_path: str = "/slack/oauth_redirect"
     redirect_uri: str | None = None  # the public URL of redirect_path, as registered with Slack
-    state_expiration_seconds: int = Field(default=600, ge=60, le=3600)
-    token_cache_seconds: float = Field(default=60.0, ge=0)  # how long a worker keeps a found token
+    state_expiration_seconds: Annotated[int, _between(60, 3600)] = 600
+    token_cache_seconds: Annotated[float, _at_least(0)] = 60.0  # how long a worker keeps a found token
 
 
-class SlackConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class SlackConfig(_Section):
     enabled: bool = False
     mode: Literal["socket", "http"] = "socket"
     bot_token_env: str = "SLACK_BOT_TOKEN"
@@ -257,8 +438,7 @@ class SlackConfig(_Model):
     conveners: SlackConveners = SlackConveners()
     oauth: SlackOAuth = SlackOAuth()
 
-    @model_validator(mode="after")
-    def _check(self) -> SlackConfig:
+    def _check(self) -> None:
         if self.oauth.enabled:
             if self.mode != "http":
                 raise ValueError("oauth needs mode: http (Slack redirects installers to this server)")
@@ -268,29 +448,29 @@ class SlackConfig(_Model):
                     "with oauth, conveners.team_id must name the workspace that conveners.user_ids "
                     "and usergroup_ids belong to"
                 )
-        return self
 
 
-class DiscordConveners(_Model):
-    user_ids: list[DiscordId] = Field(default_factory=list)
-    role_ids: list[DiscordId] = Field(default_factory=list)
+@dataclass(frozen=True, kw_only=True)
+class DiscordConveners(_Section):
+    user_ids: list[DiscordId] = field(default_factory=list)
+    role_ids: list[DiscordId] = field(default_factory=list)
 
 
-class DiscordConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class DiscordConfig(_Section):
     enabled: bool = False
     token_env: str = "DISCORD_TOKEN"
-    guild_ids: list[DiscordId] = Field(default_factory=list)
+    guild_ids: list[DiscordId] = field(default_factory=list)
     conveners: DiscordConveners = DiscordConveners()
     api_base_url: str | None = None
     gateway_url: str | None = None
-    shard_count: int | None = Field(default=None, ge=1)
+    shard_count: Annotated[int | None, _at_least(1)] = None
     # The shards this worker runs, of shard_count (e.g. [0, 1] and [2, 3] on two workers); None: all.
     shard_ids: list[int] | None = None
 
-    @model_validator(mode="after")
-    def _check_shards(self) -> DiscordConfig:
+    def _check(self) -> None:
         if self.shard_ids is None:
-            return self
+            return
         if self.shard_count is None:
             raise ValueError("shard_ids needs shard_count (the total over every worker)")
         if not self.shard_ids:
@@ -300,32 +480,35 @@ class DiscordConfig(_Model):
         wrong = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
         if wrong:
             raise ValueError(f"shard_ids {wrong} are outside 0..{self.shard_count - 1} (shard_count)")
-        return self
 
 
-class RetentionConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class RetentionConfig(_Section):
     # Who took part (the roster) and every other row that names a person is deleted this many days
     # after a round closes or is cancelled (0: at the next purge).
-    roster_days: int = Field(default=30, ge=0)
+    roster_days: Annotated[int, _at_least(0)] = 30
     # A round left in one phase with no deadline for this many days is cancelled and its key destroyed.
-    idle_round_days: int = Field(default=60, ge=1)
+    idle_round_days: Annotated[int, _at_least(1)] = 60
 
 
-class LoggingConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class LoggingConfig(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"  # json: one object a line, fixed keys (bot/logs.py)
 
 
-class OpsConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class OpsConfig(_Section):
     """``/healthz`` and ``/metrics`` (Prometheus), served by `convene run`."""
 
-    port: int | None = Field(default=None, ge=0, le=65535)  # None: not served
+    port: Annotated[int | None, _between(0, 65535)] = None  # None: not served
     host: str = "127.0.0.1"
     # /healthz answers 503 when the oldest due post has waited longer than this.
-    max_relay_lag_seconds: float = Field(default=120.0, gt=0)
+    max_relay_lag_seconds: Annotated[float, _above(0)] = 120.0
 
 
-class AppConfig(_Model):
+@dataclass(frozen=True, kw_only=True)
+class AppConfig(_Section):
     database: DatabaseConfig = DatabaseConfig()
     language: str = "en"
     prompts_dir: str | None = None
@@ -343,23 +526,16 @@ class AppConfig(_Model):
     ops: OpsConfig = OpsConfig()
 
 
-def _describe(err: ValidationError) -> str:
-    lines = []
-    for item in err.errors():
-        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"{key}: {item['msg']}")
-    return "; ".join(lines)
-
-
 def parse_config(data: Any, *, source: str = "config") -> AppConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys")
     try:
-        return AppConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{source}: {_describe(err)}") from None
+        config: AppConfig = _convert(AppConfig, data)
+    except _Invalid as err:
+        raise ConfigError(f"{source}: {err}") from None
+    return config
 
 
 def load_config(path: str | os.PathLike[str], *overlays: str | os.PathLike[str]) -> AppConfig:

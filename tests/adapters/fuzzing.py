@@ -40,7 +40,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -623,7 +623,7 @@ async def _discord_running(rig: Any, tally: Tally) -> AsyncIterator[asyncio.Even
     """The Discord adapter as `convene run` runs it: `run_discord` under `supervise`. A supervised
     restart (the client ended) counts as a crash."""
     stop = asyncio.Event()
-    config = rig.app.config.discord.model_copy(update={"token_env": TOKEN_ENV})
+    config = replace(rig.app.config.discord, token_env=TOKEN_ENV)
 
     def restarted(cause: BaseException | None) -> None:
         tally.crashes += 1

@@ -10,6 +10,7 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +176,8 @@ def free_port() -> int:
 async def test_slack_http_mode_serves_healthz_beside_its_events(tmp_path: Path) -> None:
     async with FakeSlackWebAPI() as fake_slack, rig(fake_slack, tmp_path) as r:
         port = free_port()
-        slack = r.app.config.slack.model_copy(
-            update={"mode": "http", "http": r.app.config.slack.http.model_copy(update={"port": port})}
-        )
-        config = r.app.config.model_copy(update={"slack": slack, "ops": OpsConfig(port=port)})
+        slack = replace(r.app.config.slack, mode="http", http=replace(r.app.config.slack.http, port=port))
+        config = replace(r.app.config, slack=slack, ops=OpsConfig(port=port))
         r.app.config = config
         assert shares_slack_server(r.app)
         metrics = with_metrics(r.app)
@@ -199,7 +198,7 @@ async def test_slack_http_mode_serves_healthz_beside_its_events(tmp_path: Path) 
 async def test_ops_serves_on_a_port_of_its_own(engine: AsyncEngine) -> None:
     h = await make_harness(engine)
     port = free_port()
-    h.app.config = h.app.config.model_copy(update={"ops": OpsConfig(port=port)})
+    h.app.config = replace(h.app.config, ops=OpsConfig(port=port))
     assert not shares_slack_server(h.app)
     endpoints = OpsEndpoints(h.app, with_metrics(h.app))
     stop = asyncio.Event()

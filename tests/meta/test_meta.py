@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from alembic.migration import MigrationContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.config import AppConfig, ConfigError, load_config, parse_config
+from bot.config import AppConfig, ConfigError, OutboxConfig, load_config, parse_config
 from bot.domain import commands
 from bot.ids import ComponentId
 from bot.messages import Message, Part
@@ -42,11 +42,11 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
 
     def keys(model: Any, prefix: str = "") -> set[str]:
         out = set()
-        for name, _field in type(model).model_fields.items():
-            out.add(prefix + name)
-            value = getattr(model, name)
-            if hasattr(type(value), "model_fields") and name != "templates":
-                out |= keys(value, prefix + name + ".")
+        for f in fields(model):
+            out.add(prefix + f.name)
+            value = getattr(model, f.name)
+            if is_dataclass(value) and f.name != "templates":
+                out |= keys(value, prefix + f.name + ".")
         return out
 
     def present(data: dict[str, Any], prefix: str = "") -> set[str]:
@@ -67,11 +67,38 @@ def test_the_example_config_is_valid_and_documents_every_key() -> None:
         ({"slack": {"mode": "carrier-pigeon"}}, "slack.mode"),
         ({"databse": {}}, "databse"),
         ({"rounds": {"default_template": "nope"}}, "default_template"),
+        (
+            {"rounds": {"templates": {"quick": {"phase_minutes": {"vot": 5}}}}},
+            "rounds.templates.quick.phase_minutes.vot: not a known key",
+        ),
+        ({"rounds": {"min_contribution_chars": 0}}, "rounds.min_contribution_chars: must be at least 1"),
+        ({"rounds": {"max_contribution_chars": 5000}}, "rounds.max_contribution_chars: must be at most 3000"),
+        ({"outbox": {"poll_seconds": 0}}, "outbox.poll_seconds: must be more than 0"),
+        ({"ops": {"port": True}}, "ops.port: expected a whole number"),
+        ({"outbox": {"worker_id": "worker 1"}}, "outbox.worker_id: 'worker 1' is not 1 to 64 letters"),
+        ({"followup": {"timezone": "Mars/Olympus"}}, "followup.timezone: unknown time zone"),
+        ({"rounds": {"sectors": []}}, "rounds: sectors must list at least one sector"),
     ],
 )
 def test_a_bad_config_names_the_key(data: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(named)):
         parse_config(data)
+
+
+def test_every_mistake_in_a_section_is_named_on_one_line() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"outbox": {"max_attempts": 0, "concurrency": 2000}})
+    assert "\n" not in str(err.value)
+    assert "outbox.max_attempts: must be at least 1" in str(err.value)
+    assert "outbox.concurrency: must be at most 1024" in str(err.value)
+
+
+def test_a_section_built_in_code_is_held_to_the_same_rules() -> None:
+    with pytest.raises(ValueError, match="concurrency: must be at most 1024"):
+        OutboxConfig(concurrency=2000)
+    with pytest.raises(ValueError, match="shard_ids needs shard_count"):
+        replace(AppConfig().discord, shard_ids=[0])
+    assert replace(AppConfig().outbox, poll_seconds=1).poll_seconds == 1.0
 
 
 def test_platform_ids_may_be_yaml_integers_or_strings_and_stay_exact(tmp_path: Path) -> None:

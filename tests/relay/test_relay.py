@@ -60,7 +60,7 @@ class World:
             platform.ports(),
             self.h.app.relay.prompts,
             clock or self.h.clock,
-            OutboxConfig.model_validate(config),
+            OutboxConfig(**config),  # type: ignore[arg-type]
         )
         self.relays.append(relay)
         return relay

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -384,7 +385,7 @@ async def test_sharded_client_when_shard_count_is_set(tmp_path: Path) -> None:
 
     async with make_rig(tmp_path) as rig:
         # One shard keeps the test fast (discord.py waits 5 s between IDENTIFYs of one bucket).
-        config = rig.app.config.discord.model_copy(update={"shard_count": 1})
+        config = replace(rig.app.config.discord, shard_count=1)
         client = make_client(rig.app, config, guild_ready_timeout=0.01)
         assert isinstance(client, ShardedConveneClient)
         assert client.shard_count == 1

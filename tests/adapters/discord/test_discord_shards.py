@@ -5,6 +5,7 @@ answers them (the fake gateway routes by Discord's rule, ``(guild_id >> 22) % sh
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ async def test_two_workers_split_the_shards_and_a_guild_is_answered_by_its_shard
         owner = (guild >> 22) % 2
         clients: dict[int, ConveneClient] = {}
         for shard in (0, 1):
-            config = rig.app.config.discord.model_copy(update={"shard_count": 2, "shard_ids": [shard]})
+            config = replace(rig.app.config.discord, shard_count=2, shard_ids=[shard])
             client = make_client(rig.app, config, guild_ready_timeout=0.01)
             assert isinstance(client, ShardedConveneClient)
             assert client.shard_ids == [shard]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -377,7 +378,7 @@ async def test_private_reply_falls_back_to_response_url(fake_slack: FakeSlackWeb
 
 async def test_socket_mode_slash_command(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
     async with rig(fake_slack, tmp_path) as r:
-        config = r.app.config.slack.model_copy(update={"mode": "socket"})
+        config = replace(r.app.config.slack, mode="socket")
         bolt = create_bolt_app(
             r.app.core, config, client=make_client(fake_slack.bot_token, fake_slack.base_url)
         )

@@ -8,6 +8,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -300,7 +301,7 @@ async def test_socket_mode_payloads_of_the_wrong_shape_are_refused_too(
     from adapters.slack.port import make_client
 
     async with rig(fake_slack, tmp_path) as r:
-        config = r.app.config.slack.model_copy(update={"mode": "socket"})
+        config = replace(r.app.config.slack, mode="socket")
         bolt = create_bolt_app(
             r.app.core, config, client=make_client(fake_slack.bot_token, fake_slack.base_url)
         )

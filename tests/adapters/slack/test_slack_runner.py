@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ def test_make_port_names_the_missing_env_var(fake_slack: FakeSlackWebAPI) -> Non
 
 async def test_run_slack_socket_mode(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
     async with rig(fake_slack, tmp_path) as r:
-        config = r.app.config.slack.model_copy(update={"mode": "socket"})
+        config = replace(r.app.config.slack, mode="socket")
         env = {config.bot_token_env: fake_slack.bot_token}
         stop = asyncio.Event()
         with pytest.raises(ConfigError, match=config.app_token_env):
@@ -41,9 +42,7 @@ async def test_run_slack_socket_mode(fake_slack: FakeSlackWebAPI, tmp_path: Path
 
 async def test_run_slack_http_mode(fake_slack: FakeSlackWebAPI, tmp_path: Path) -> None:
     async with rig(fake_slack, tmp_path) as r:
-        config = r.app.config.slack.model_copy(
-            update={"http": r.app.config.slack.http.model_copy(update={"port": 0})}
-        )
+        config = replace(r.app.config.slack, http=replace(r.app.config.slack.http, port=0))
         env = {config.bot_token_env: fake_slack.bot_token}
         with pytest.raises(ConfigError, match=config.signing_secret_env):
             await run_slack(r.app, config, asyncio.Event(), env=env)
