@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.app import App
+from bot.domain.accountability import DISCORD_DM
 from bot.domain.commands import Context
 from bot.forms import Form
 from bot.messages import Button, Card
@@ -70,7 +71,7 @@ class ConsoleDriver:
         self._request += 1
         actor, where = who.ref, CHANNELS[who.platform]
         if direct:
-            workspace = "@me" if who.platform == "discord" else where.workspace_id
+            workspace = DISCORD_DM if who.platform == "discord" else where.workspace_id
             actor = UserRef(actor.platform, workspace, actor.user_id, actor.display_name)
             where = ConversationRef(where.platform, workspace, f"DM-{who.name}")
         return Context(

@@ -27,6 +27,7 @@ from discord import app_commands
 
 from adapters.faults import fault
 from bot.config import DiscordConfig
+from bot.domain.accountability import DISCORD_DM
 from bot.domain.commands import Context
 from bot.domain.errors import DomainError
 from bot.forms import Form
@@ -252,7 +253,7 @@ class ConveneClient(discord.Client):
         return bool(role_ids & set(conveners.role_ids))
 
     def context(self, interaction: discord.Interaction) -> Context:
-        workspace = str(interaction.guild_id) if interaction.guild_id else "@me"
+        workspace = str(interaction.guild_id) if interaction.guild_id else DISCORD_DM
         user = interaction.user
         return Context(
             actor=UserRef(Platform.DISCORD, workspace, str(user.id), display_name(user.display_name)),

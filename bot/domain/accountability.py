@@ -23,6 +23,9 @@ CLOSED_STATUSES = frozenset({"done", CANCELLED})  # reminders stop for these
 PILOT_DECISIONS = ("continue", "scale", "stop")
 
 
+DISCORD_DM = "@me"  # the workspace of a Discord click in a DM (no guild)
+
+
 def person_id(key: str) -> str:
     """One person whatever the conversation they act from. Discord user ids are global, and a click
     in a DM carries no guild ("@me"), so Discord people are their user id; elsewhere (a Slack user
@@ -51,14 +54,16 @@ def is_round_convener(
     """Outside the round's channels (a DM) a convener is one the round recorded (who started or
     linked it), or one the adapter's config names in a tenant the round runs in: ``tenants`` are the
     round's (platform, workspace) pairs. A Slack user id means something only in its workspace, so a
-    convener named for one workspace is nobody in another; a Discord user id is global (a DM carries
-    no guild), so there the platform is enough."""
+    convener named for one workspace is nobody in another. On Discord, a click in a guild is flagged
+    by that guild's convener roles, so it counts only in a round of that guild; a click in a DM
+    carries no guild and is flagged only by the user ids the config names, so there the platform is
+    enough."""
     if any(same_person(actor_key, c) for c in conveners):
         return True
     if not flagged:
         return False
     platform, workspace, _user = split_key(actor_key)
-    if platform == "discord":
+    if platform == "discord" and workspace == DISCORD_DM:
         return any(p == platform for p, _ in tenants)
     return (platform, workspace) in tenants
 

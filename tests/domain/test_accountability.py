@@ -46,6 +46,9 @@ def test_conveners_in_a_dm_are_the_recorded_ones_or_config_named_on_the_rounds_p
     # A convener named for one Slack workspace is nobody in another's round (ids are per workspace).
     assert not acc.is_round_convener(RAJ, True, [], {("slack", "T-2")})
     assert acc.is_round_convener(KIM_IN_DM, True, [], {("discord", "G-1")})
+    # In a guild, the flag comes from that guild's convener roles: it counts in that guild's rounds only.
+    assert acc.is_round_convener(KIM_IN_GUILD, True, [], {("discord", "G-1")})
+    assert not acc.is_round_convener("discord\x1fG-2\x1f42", True, [], {("discord", "G-1")})
 
 
 def test_only_a_convener_may_cancel_and_a_made_up_status_is_refused() -> None:
