@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 MAX_LEN = 100
 PREFIX = "cv"
-_PART = re.compile(r"^[0-9A-Za-z_.-]{1,40}$")
+_PART = re.compile(r"[0-9A-Za-z_.-]{1,40}")  # "-" (no round yet) is one of these
+_WHOLE = re.compile(PREFIX + r"(?::[0-9A-Za-z_.-]{1,40}){2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,11 +23,10 @@ class ComponentId:
     args: tuple[str, ...] = ()
 
     def encode(self) -> str:
-        parts = (PREFIX, self.round_id, self.verb, *self.args)
-        for part in parts[1:]:
-            if part != "-" and not _PART.match(part):
-                raise ValueError(f"bad component id part: {part!r}")
-        value = ":".join(parts)
+        value = ":".join((PREFIX, self.round_id, self.verb, *self.args))
+        if not _WHOLE.fullmatch(value) or value.count(":") != 2 + len(self.args):  # a part holding ':'
+            bad = next((p for p in (self.round_id, self.verb, *self.args) if not _PART.fullmatch(p)), value)
+            raise ValueError(f"bad component id part: {bad!r}")
         if len(value) > MAX_LEN:
             raise ValueError("component id longer than 100 characters")
         return value
@@ -36,12 +36,9 @@ class ComponentId:
         """None for anything that is not ours or is malformed: callers answer with a clear error."""
         if len(value) > MAX_LEN:
             return None
-        parts = value.split(":")
-        if len(parts) < 3 or parts[0] != PREFIX:
+        if not _WHOLE.fullmatch(value):
             return None
-        round_id, verb, *args = parts[1:]
-        if not all(p == "-" or _PART.match(p) for p in (round_id, verb, *args)):
-            return None
+        _, round_id, verb, *args = value.split(":")
         return cls(round_id, verb, tuple(args))
 
 
