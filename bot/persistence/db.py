@@ -60,7 +60,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        # No busy_timeout here: the driver waits for another's lock off the loop (sqlite_driver.py),
+        # up to connect_args' timeout.
         # Deleted rows (withdrawn ideas, delivered private replies) are overwritten, not left in free pages.
         cur.execute("PRAGMA secure_delete=ON")
         cur.close()
@@ -98,13 +99,12 @@ async def truncate_wal(engine: AsyncEngine, attempts: int = 5) -> bool:
         return False
     for attempt in range(attempts):
         async with engine.connect() as conn:
-            # The driver's own connection: outside any transaction (ours would begin IMMEDIATE).
+            # The driver's own connection: outside any transaction (ours would begin IMMEDIATE). The
+            # checkpoint waits for writers and readers in aiosqlite's thread, not on the loop.
             raw = await conn.get_raw_connection()
-            driver: Any = raw.driver_connection
-            cursor = await driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            row = await cursor.fetchone()
-            await cursor.close()
-        if row is None or not row[0]:
+            driver: Any = raw.dbapi_connection
+            rows = await driver.fetch_waiting("PRAGMA wal_checkpoint(TRUNCATE)")
+        if not rows or not rows[0][0]:
             return True
         await asyncio.sleep(0.1 * (attempt + 1))
     return False

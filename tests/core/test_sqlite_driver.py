@@ -1,9 +1,12 @@
-"""SQLite's one-hop driver (bot/persistence/sqlite_driver.py) behaves as the stock aiosqlite one
-where it shows: rows, counts, errors, rollbacks, and a writer waiting for a lock never stops the loop."""
+"""SQLite's inline driver (bot/persistence/sqlite_driver.py) behaves as the stock aiosqlite one
+where it shows: rows, counts, errors, rollbacks, and a writer waiting for a lock never stops the loop;
+and a statement that meets no lock runs on the loop's thread (no hand-off)."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,38 @@ async def test_a_writer_waiting_for_the_lock_leaves_the_loop_running(tmp_path: P
     assert names == ["first", "second"]
     await holder.dispose()
     await waiter.dispose()
+
+
+async def test_a_statement_that_meets_no_lock_runs_on_the_loops_thread(tmp_path: Path) -> None:
+    engine = await _table(tmp_path / "d.db")
+    async with engine.begin() as conn:
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.create_function("thread_id", 0, threading.get_ident)
+        here = (await conn.execute(text("SELECT thread_id()"))).scalar()
+    assert here == threading.get_ident()
+    await engine.dispose()
+
+
+async def test_a_lock_held_by_another_process_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    engine = await _table(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # as another process
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (name) VALUES ('theirs')")
+
+    async def ours() -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (name) VALUES ('ours')"))
+
+    pending = asyncio.create_task(ours())
+    await asyncio.sleep(0.2)  # the loop runs (this line returns) while our BEGIN waits for the lock
+    assert not pending.done()
+    other.execute("COMMIT")
+    await asyncio.wait_for(pending, 10)
+    other.close()
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
+    assert names == ["theirs", "ours"]
+    await engine.dispose()
