@@ -16,15 +16,24 @@ ms), and the checks: votes acknowledged but not stored, or stored twice (goal 0)
 shown twice (goal 0); order breaks in the release per channel (goal 0).
 
     .venv/bin/python benchmarks/two_workers.py --database-url postgresql://postgres@127.0.0.1/test
-        [--runs 5] [--voters 60] [--ideas 20] [--dup-every 20]
+        [--runs 5] [--voters 60] [--ideas 20] [--dup-every 20] [--worker-cpu 0.3]
+
+``--worker-cpu F`` gives each worker process F of one core (a cgroup v1 CPU quota; needs root and
+/sys/fs/cgroup/cpu), as if each ran on a host of its own, so that PostgreSQL and this process (the fake
+Slack and the voters) keep the rest of the machine. Without it, on a machine of few cores, the
+workers, PostgreSQL and the driver share the same cores and a second worker adds no capacity to
+measure (two cores here: two workers ran at 0.94-1.04x one). With it, the ratio shows whether the
+workers scale out, i.e. whether anything between them (locks, claims, the inbox) serialises them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
+import os
 import random
 import re
 import statistics
@@ -32,6 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,6 +157,33 @@ async def voter(
         acknowledged[(n, WORDS[choices[n]])] += 1
 
 
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+
+
+@contextlib.contextmanager
+def cpu_quota(pids: list[int], fraction: float | None) -> Iterator[None]:
+    """Each process in a cgroup of its own, held to ``fraction`` of one core (nothing when None)."""
+    if fraction is None:
+        yield
+        return
+    groups = []
+    try:
+        for pid in pids:
+            group = CGROUP_CPU / f"convene_bench_{pid}"
+            group.mkdir()
+            groups.append(group)
+            period = int((group / "cpu.cfs_period_us").read_text())
+            (group / "cpu.cfs_quota_us").write_text(str(int(period * fraction)))
+            (group / "cgroup.procs").write_text(str(pid))
+        yield
+    finally:
+        for group in groups:
+            for pid in (group / "cgroup.procs").read_text().split():
+                with contextlib.suppress(OSError):  # gone already
+                    (CGROUP_CPU / "cgroup.procs").write_text(pid)
+            group.rmdir()
+
+
 async def one(url: str, workdir: Path, workers: int, args: argparse.Namespace, seed: int) -> Figures:
     figures = Figures(workers)
     rng = random.Random(seed)
@@ -188,16 +225,18 @@ async def one(url: str, workdir: Path, workers: int, args: argparse.Namespace, s
             choices = {u: {n: rng.choice("adp") for n in range(1, ideas + 1)} for u in voters}
             acknowledged: Counter[tuple[int, str]] = Counter()
             turn = itertools.count()
-            cpu = [w.cpu_seconds() for w in cluster.workers]
-            started, driver = time.perf_counter(), time.process_time()
-            await asyncio.gather(
-                *(
-                    voter(cluster, fake, u, choices[u], turn, args.dup_every, acknowledged, figures)
-                    for u in voters
+            pids = [w.proc.pid for w in cluster.workers if w.proc is not None]
+            with cpu_quota(pids, args.worker_cpu):
+                cpu = [w.cpu_seconds() for w in cluster.workers]
+                started, driver = time.perf_counter(), time.process_time()
+                await asyncio.gather(
+                    *(
+                        voter(cluster, fake, u, choices[u], turn, args.dup_every, acknowledged, figures)
+                        for u in voters
+                    )
                 )
-            )
-            seconds, driver = time.perf_counter() - started, time.process_time() - driver
-            used = sum(w.cpu_seconds() - c for w, c in zip(cluster.workers, cpu, strict=True))
+                seconds, driver = time.perf_counter() - started, time.process_time() - driver
+                used = sum(w.cpu_seconds() - c for w, c in zip(cluster.workers, cpu, strict=True))
             figures.confirmed = sum(acknowledged.values())
             figures.votes_per_s = figures.confirmed / seconds
             figures.cpu_ms_per_click = used * 1000 / max(1, figures.clicks)
@@ -262,9 +301,10 @@ async def main(args: argparse.Namespace) -> None:
     cpu = {w: statistics.median(f.cpu_ms_per_click for f in fs) for w, fs in results.items()}
     ratios = [b.votes_per_s / a.votes_per_s for a, b in zip(results[1], results[2], strict=True)]
     every = [f for fs in results.values() for f in fs]
+    cap = f", each worker held to {args.worker_cpu:g} of a core" if args.worker_cpu else ""
     print(
         f"two workers vs one on PostgreSQL, {args.voters} voters x {args.ideas} ideas through the deck, "
-        f"{args.runs} runs (medians)"
+        f"{args.runs} runs (medians){cap}, on {os.cpu_count()} cores"
     )
     print(f"  one worker : {med[1]:6.0f} confirmed votes/s, {cpu[1]:.2f} ms worker CPU per click")
     print(f"  two workers: {med[2]:6.0f} confirmed votes/s, {cpu[2]:.2f} ms worker CPU per click")
@@ -287,6 +327,9 @@ if __name__ == "__main__":
     parser.add_argument("--voters", type=int, default=60)
     parser.add_argument("--ideas", type=int, default=20)
     parser.add_argument("--only", type=int, choices=[1, 2], help="measure only this many workers")
+    parser.add_argument(
+        "--worker-cpu", type=float, help="hold each worker to this fraction of one core (cgroup v1, root)"
+    )
     parser.add_argument(
         "--dup-every", type=int, default=20, help="one click in this many sent twice (0: none)"
     )
