@@ -122,3 +122,32 @@ async def test_a_lock_held_by_another_process_is_waited_for_off_the_loop(tmp_pat
         names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
     assert names == ["theirs", "ours"]
     await engine.dispose()
+
+
+async def test_a_wait_for_a_lock_given_up_holds_neither_the_loop_nor_the_connection(tmp_path: Path) -> None:
+    path = tmp_path / "f.db"
+    engine = await _table(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # as another process
+    other.execute("BEGIN IMMEDIATE")
+
+    async def ours(name: str) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO t (name) VALUES (:n)"), {"n": name})
+
+    given_up = asyncio.create_task(ours("given up"))
+    await asyncio.sleep(0.1)
+    given_up.cancel()  # e.g. a platform's deadline: its BEGIN still waits in aiosqlite's thread
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for _ in range(10):
+        await asyncio.sleep(0.01)
+    assert loop.time() - began < 1  # the loop runs on while the cancelled BEGIN waits
+    other.execute("COMMIT")
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(given_up, 10)
+    await asyncio.wait_for(ours("next"), 10)  # the connection went back to the pool, usable
+    async with engine.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
+    assert names == ["next"]
+    await engine.dispose()
