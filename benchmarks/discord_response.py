@@ -264,22 +264,14 @@ async def _child(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _prepare_db(url: str, *, migrate: bool) -> None:
-    """An empty database, then what `convene db upgrade` does before the workers start
-    (deploy/compose.yaml) when ``migrate``."""
-    from sqlalchemy import text
-
+async def _migrate(url: str) -> None:
+    """What `convene db upgrade` does before the workers start (deploy/compose.yaml)."""
     from bot.persistence.db import make_engine
     from bot.persistence.migrate import upgrade
 
     engine = make_engine(url)
     try:
-        if engine.dialect.name == "postgresql":
-            async with engine.begin() as conn:
-                await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-                await conn.execute(text("CREATE SCHEMA public"))
-        if migrate:
-            await upgrade(engine)
+        await upgrade(engine)
     finally:
         await engine.dispose()
 
@@ -291,7 +283,29 @@ IDLE_MODES = {
 }
 
 
+async def _idle_child(mode: str, idle: float, db: str, fake: Any, slack: Any) -> dict[str, Any]:
+    """One child process (bare clients, or a convene worker on ``db``): its idle figures."""
+    spec = {
+        "mode": "bare" if mode == "bare" else "convene",
+        "idle": idle,
+        "db": db,
+        "discord_token": fake.token,
+        "discord_rest": fake.rest_base,
+        "discord_gateway": fake.gateway_url,
+        "slack_base": slack.base_url,
+        "slack_bot": slack.bot_token,
+        "slack_app": slack.app_token,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--child", json.dumps(spec), stdout=asyncio.subprocess.PIPE, cwd=str(ROOT)
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"rss_mib": float("nan"), "threads": 0}  # type: ignore[no-any-return]
+
+
 async def idle_memory(idle: float, database_url: str | None = None) -> None:
+    from benchmarks.databases import fresh_database  # not in the children: bare clients load no SQLAlchemy
     from tests.platform_fakes.discord import FakeDiscord
     from tests.platform_fakes.slack import FakeSlackWebAPI
 
@@ -299,31 +313,10 @@ async def idle_memory(idle: float, database_url: str | None = None) -> None:
         results: dict[str, dict[str, Any]] = {}
         for mode in IDLE_MODES:
             with tempfile.TemporaryDirectory() as tmp:
-                db = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'convene.db'}"
-                if mode != "bare":
-                    await _prepare_db(db, migrate=mode == "convene")
-                spec = {
-                    "mode": "bare" if mode == "bare" else "convene",
-                    "idle": idle,
-                    "db": db,
-                    "discord_token": fake.token,
-                    "discord_rest": fake.rest_base,
-                    "discord_gateway": fake.gateway_url,
-                    "slack_base": slack.base_url,
-                    "slack_bot": slack.bot_token,
-                    "slack_app": slack.app_token,
-                }
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    json.dumps(spec),
-                    stdout=asyncio.subprocess.PIPE,
-                    cwd=str(ROOT),
-                )
-                out, _ = await asyncio.wait_for(proc.communicate(), 120)
-                lines = [ln for ln in out.decode().splitlines() if ln.startswith("{")]
-                results[mode] = json.loads(lines[-1]) if lines else {"rss_mib": float("nan"), "threads": 0}
+                async with fresh_database(database_url, Path(tmp), "idle") as db:  # empty
+                    if mode == "convene":
+                        await _migrate(db)
+                    results[mode] = await _idle_child(mode, idle, db, fake, slack)
         head = "Idle resident memory, one process, Discord + Slack (Socket Mode) connected"
         where = "PostgreSQL" if database_url else "SQLite"
         print(f"{head}, after {idle:g} s idle, on {where}")
@@ -346,7 +339,8 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=5.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--database-url", help="idle memory on this database (it is emptied!); default: a SQLite file"
+        "--database-url",
+        help="idle memory on PostgreSQL (a database of the run's own on this server); default: a SQLite file",
     )
     args = parser.parse_args()
     if args.child:

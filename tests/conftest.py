@@ -30,12 +30,13 @@ def _url(url: str, **parts: str) -> str:
     return make_url(normalise_url(url)).set(**parts).render_as_string(hide_password=False)
 
 
-async def _admin(url: str, sql: str) -> None:
+async def _admin(url: str, *sql: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(_url(url, drivername="postgresql"))
     try:
-        await conn.execute(sql)
+        for statement in sql:
+            await conn.execute(statement)
     finally:
         await conn.close()
 
@@ -43,13 +44,19 @@ async def _admin(url: str, sql: str) -> None:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A database of this test run's own on the server CONVENE_TEST_DATABASE_URL names, dropped at the
-    end: parallel runs (other checkouts, helpers, CI) never reset each other's schema."""
+    end, whose every connection works in a schema of the same name (the database's search_path): the
+    tests empty that schema (``tests.harness.empty_schema``), never ``public``, and parallel runs (other
+    checkouts, helpers, xdist workers, CI) never reset each other's tables."""
     if not PG_URL:
         pytest.skip("CONVENE_TEST_DATABASE_URL is not set")
     name = f"convene_test_{os.getpid()}_{secrets.token_hex(4)}"
     asyncio.run(_admin(PG_URL, f'CREATE DATABASE "{name}"'))
     try:
-        yield _url(PG_URL, database=name)
+        url = _url(PG_URL, database=name)
+        asyncio.run(
+            _admin(url, f'CREATE SCHEMA "{name}"', f'ALTER DATABASE "{name}" SET search_path TO "{name}"')
+        )
+        yield url
     finally:
         asyncio.run(_admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

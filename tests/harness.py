@@ -20,12 +20,22 @@ from bot.persistence.tables import Base
 from bot.ports import FixedClock
 
 
-async def reset_schema(engine: AsyncEngine) -> None:
+async def empty_schema(engine: AsyncEngine) -> None:
+    """PostgreSQL: drop everything in the test run's own schema (``pg_url`` in tests/conftest.py sets
+    it as the database's search_path) and make it again, empty, as a new deployment finds it."""
     async with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        else:
+        schema = str(await conn.scalar(text("SHOW search_path")))
+        if not schema.startswith("convene_test_"):
+            raise RuntimeError(f"not a test run's own schema: {schema!r}")
+        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+
+
+async def reset_schema(engine: AsyncEngine) -> None:
+    if engine.dialect.name == "postgresql":
+        await empty_schema(engine)
+    async with engine.begin() as conn:
+        if engine.dialect.name != "postgresql":
             await conn.run_sync(Base.metadata.drop_all)
         await conn.run_sync(Base.metadata.create_all)
 

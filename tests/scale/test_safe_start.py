@@ -9,15 +9,14 @@ from sqlalchemy import text
 
 from bot.persistence.db import make_engine
 from bot.persistence.migrate import current_revision, upgrade
+from tests.harness import empty_schema
 
 pytestmark = pytest.mark.postgres
 
 
 async def test_workers_started_at_once_on_an_empty_postgres_database_all_migrate_it(pg_url: str) -> None:
     admin = make_engine(pg_url)
-    async with admin.begin() as conn:  # an empty database, as a new deployment has
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
+    await empty_schema(admin)  # an empty database, as a new deployment has
     engines = [make_engine(pg_url) for _ in range(6)]  # six workers, each with its own connections
     try:
         async with asyncio.timeout(60):  # without the lock, the upgrades collide or wait on each other

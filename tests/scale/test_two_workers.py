@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.persistence.db import make_engine
+from tests.harness import empty_schema
 from tests.platform_fakes.markup import slack_seen
 from tests.platform_fakes.slack import FakeSlackWebAPI
 from tests.scale.cluster import CHANNEL, CONVENER, Cluster
@@ -79,9 +80,7 @@ async def test_two_workers_on_one_database(pg_url: str, tmp_path: Path) -> None:
             while await scalar("select count(*) from outbox where status in ('pending', 'in_flight')"):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
 
-    async with engine.begin() as conn:  # an empty database: nothing migrated yet
-        await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-        await conn.execute(text("CREATE SCHEMA public"))
+    await empty_schema(engine)  # an empty database: nothing migrated yet
     async with FakeSlackWebAPI() as fake:
         cluster = Cluster(
             pg_url, tmp_path, fake, 2, scheduler={"poll_seconds": 0.2}, outbox={"poll_seconds": 0.2}
