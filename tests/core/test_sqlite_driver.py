@@ -23,6 +23,23 @@ async def _table(path: Path):  # type: ignore[no-untyped-def]
     return engine
 
 
+def _locked_by_another_process(path: Path) -> sqlite3.Connection:
+    """A plain sqlite3 connection holding the write lock, as another process would."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    return other
+
+
+async def _insert(engine, name: str) -> None:  # type: ignore[no-untyped-def]
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES (:n)"), {"n": name})
+
+
+async def _names(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    async with engine.connect() as conn:
+        return list((await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all())
+
+
 async def test_rows_counts_and_ids_come_back_with_the_statement(tmp_path: Path) -> None:
     engine = await _table(tmp_path / "a.db")
     async with engine.begin() as conn:
@@ -104,37 +121,23 @@ async def test_a_statement_that_meets_no_lock_runs_on_the_loops_thread(tmp_path:
 async def test_a_lock_held_by_another_process_is_waited_for_off_the_loop(tmp_path: Path) -> None:
     path = tmp_path / "e.db"
     engine = await _table(path)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # as another process
-    other.execute("BEGIN IMMEDIATE")
+    other = _locked_by_another_process(path)
     other.execute("INSERT INTO t (name) VALUES ('theirs')")
-
-    async def ours() -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO t (name) VALUES ('ours')"))
-
-    pending = asyncio.create_task(ours())
+    pending = asyncio.create_task(_insert(engine, "ours"))
     await asyncio.sleep(0.2)  # the loop runs (this line returns) while our BEGIN waits for the lock
     assert not pending.done()
     other.execute("COMMIT")
     await asyncio.wait_for(pending, 10)
     other.close()
-    async with engine.connect() as conn:
-        names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
-    assert names == ["theirs", "ours"]
+    assert await _names(engine) == ["theirs", "ours"]
     await engine.dispose()
 
 
 async def test_a_wait_for_a_lock_given_up_holds_neither_the_loop_nor_the_connection(tmp_path: Path) -> None:
     path = tmp_path / "f.db"
     engine = await _table(path)
-    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # as another process
-    other.execute("BEGIN IMMEDIATE")
-
-    async def ours(name: str) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO t (name) VALUES (:n)"), {"n": name})
-
-    given_up = asyncio.create_task(ours("given up"))
+    other = _locked_by_another_process(path)
+    given_up = asyncio.create_task(_insert(engine, "given up"))
     await asyncio.sleep(0.1)
     given_up.cancel()  # e.g. a platform's deadline: its BEGIN still waits in aiosqlite's thread
     loop = asyncio.get_running_loop()
@@ -146,8 +149,6 @@ async def test_a_wait_for_a_lock_given_up_holds_neither_the_loop_nor_the_connect
     other.close()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(given_up, 10)
-    await asyncio.wait_for(ours("next"), 10)  # the connection went back to the pool, usable
-    async with engine.connect() as conn:
-        names = (await conn.execute(text("SELECT name FROM t ORDER BY id"))).scalars().all()
-    assert names == ["next"]
+    await asyncio.wait_for(_insert(engine, "next"), 10)  # the connection went back to the pool, usable
+    assert await _names(engine) == ["next"]
     await engine.dispose()
