@@ -102,8 +102,8 @@ async def truncate_wal(engine: AsyncEngine, attempts: int = 5) -> bool:
             # The driver's own connection: outside any transaction (ours would begin IMMEDIATE). The
             # checkpoint waits for writers and readers in aiosqlite's thread, not on the loop.
             raw = await conn.get_raw_connection()
-            driver: Any = raw.dbapi_connection
-            rows = await driver.fetch_waiting("PRAGMA wal_checkpoint(TRUNCATE)")
+            adapted: Any = raw.dbapi_connection  # sqlite_driver.InlineConnection
+            rows = await adapted.fetch_waiting("PRAGMA wal_checkpoint(TRUNCATE)")
         if not rows or not rows[0][0]:
             return True
         await asyncio.sleep(0.1 * (attempt + 1))
